@@ -1,0 +1,200 @@
+"""The rules a block must pass, as pure functions, named by what they need.
+
+In the order they run (PROTOCOL.md section 5, Bitcoin Core's order):
+
+1. ``check_header(header, net)``: the header alone. Valid bits within the
+   network's limit, proof of work against those bits, version 1.
+2. ``check_block(block, net)``: the block alone. Merkle root (a mismatch
+   means the block was altered in transit: not the hash's fault), no
+   repeated txid (CVE-2012-2459 mutation), size, exactly one coinbase and
+   it first, and ``check_transaction`` for every tx.
+3. ``check_header_context(header, required_bits, parent_mtp, now)``: needs
+   the parent. The required difficulty, time after the median of the last
+   11 blocks, and not more than 2 hours in the future.
+4. ``check_block_context(block, height)``: every tx final at this height,
+   the coinbase's locktime equal to the height (unique coinbase txids).
+5. ``connect_block(block, height, view, net)``: needs the coins. Tx by tx:
+   no txid that still has unspent outputs (BIP30), the same input rules as
+   the mempool (``tx_rules``), fees in range; then the coinbase may claim at
+   most subsidy + fees. Signature checks, the expensive part, are collected
+   and run at the end, on several threads when a ``ParallelVerifier`` is
+   given (libsecp256k1 releases the GIL); the error reported is still the
+   first one in block order, exactly as if they had run one by one.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from .amounts import MAX_MONEY, format_toy
+from .block import Block, Header, merkle_root
+from .coins import Coin, CoinCache
+from .errors import RuleError
+from .params import MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS, Network
+from .pow import hash_meets_target, retarget, target_from_bits
+from .tx import OutPoint, Tx
+from .tx_rules import (check_final, check_input_authorization, check_transaction,
+                       check_tx_inputs, find_spent_coins)
+
+# Where in a block a failure happened, so the first one in block order wins:
+# (tx position, stage, input index). Stages within one transaction:
+BIP30, INPUTS, AUTHORIZATION, FEES = range(4)
+
+
+def in_tx(pos: int, tx: Tx, error: RuleError) -> RuleError:
+    """The same rejection, its sentence prefixed with which tx of the block."""
+    return RuleError(error.code, f"tx {pos} ({tx.txid.hex()[:16]}): {error.message}", error.kind)
+
+
+def check_header(header: Header, net: Network) -> None:
+    """Context-free header checks: bits, proof of work, version."""
+    target = target_from_bits(header.bits, net.pow_limit)
+    if not hash_meets_target(header.hash, target):
+        raise RuleError("high-hash", f"hash {header.hash.hex()} is above the target of "
+                                     f"bits {header.bits:08x}")
+    if header.version != 1:
+        raise RuleError("bad-version", f"header version {header.version} is not 1")
+
+
+def check_block(block: Block, net: Network) -> None:
+    """Context-free block checks (Core's CheckBlock)."""
+    check_header(block.header, net)
+    txids = [tx.txid for tx in block.txs]
+    root = merkle_root(txids)
+    if root != block.header.merkle_root:
+        raise RuleError("bad-txnmrklroot", f"merkle root of the txs is {root.hex()}, "
+                                           f"header says {block.header.merkle_root.hex()}")
+    if len(set(txids)) != len(txids):
+        raise RuleError("bad-txns-duplicate", "the same txid appears twice in the block "
+                                              "(a mutated block, CVE-2012-2459)")
+    if not block.txs or block.size > MAX_BLOCK_SIZE:
+        raise RuleError("bad-blk-length", f"{len(block.txs)} txs, {block.size} bytes: a block "
+                                          f"needs 1+ txs and at most {MAX_BLOCK_SIZE} bytes")
+    if not block.txs[0].is_coinbase:
+        raise RuleError("bad-cb-missing", "the first transaction is not a coinbase")
+    for pos, tx in enumerate(block.txs[1:], start=1):
+        if tx.is_coinbase:
+            raise RuleError("bad-cb-multiple", f"tx {pos} is a second coinbase")
+    for pos, tx in enumerate(block.txs):
+        try:
+            check_transaction(tx)
+        except RuleError as error:
+            raise in_tx(pos, tx, error) from None
+
+
+def required_bits(net: Network, height: int, parent_bits: int, parent_time: int,
+                  interval_start_time: int | None) -> int:
+    """The bits a block at ``height`` must carry. ``interval_start_time`` is the
+    time of the block at ``height - retarget_interval`` (used at retargets only)."""
+    interval = net.retarget_interval
+    if interval is None:
+        return net.pow_limit_bits
+    if height % interval != 0:
+        return parent_bits
+    return retarget(parent_bits, parent_time - interval_start_time,
+                    interval * net.target_spacing, net.pow_limit)
+
+
+def check_header_context(header: Header, required: int, parent_mtp: int, now: int) -> None:
+    """Checks that need the parent: required bits and time bounds."""
+    if header.bits != required:
+        raise RuleError("bad-diffbits", f"bits {header.bits:08x}, but this height requires "
+                                        f"{required:08x}")
+    if header.time <= parent_mtp:
+        raise RuleError("time-too-old", f"time {header.time} <= median time past {parent_mtp}")
+    if header.time > now + MAX_FUTURE_SECONDS:
+        raise RuleError("time-too-new", f"time {header.time} > node clock {now} + "
+                                        f"{MAX_FUTURE_SECONDS} s")
+
+
+def check_block_context(block: Block, height: int) -> None:
+    """Every tx final at ``height``; coinbase locktime equal to ``height``."""
+    for pos, tx in enumerate(block.txs[1:], start=1):
+        try:
+            check_final(tx, height)
+        except RuleError as error:
+            raise in_tx(pos, tx, error) from None
+    coinbase = block.txs[0]
+    if coinbase.locktime != height:
+        raise RuleError("bad-cb-height", f"coinbase locktime {coinbase.locktime} != "
+                                         f"block height {height}")
+
+
+AuthJob = tuple[tuple[int, int, int], Tx, int, Coin]
+
+
+def verify_serial(jobs: list[AuthJob], magic: bytes) -> tuple[tuple, RuleError] | None:
+    """Run authorization checks in order; the first failure and where it was."""
+    for key, tx, index, coin in jobs:
+        try:
+            check_input_authorization(tx, index, coin, magic)
+        except RuleError as error:
+            return key, in_tx(key[0], tx, error)
+    return None
+
+
+class ParallelVerifier:
+    """Runs ``verify_serial`` over contiguous chunks on a thread pool."""
+
+    def __init__(self, workers: int | None = None, min_jobs: int = 64):
+        self.workers = workers or os.cpu_count() or 1
+        self.min_jobs = min_jobs
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sigcheck")
+
+    def __call__(self, jobs: list[AuthJob], magic: bytes) -> tuple[tuple, RuleError] | None:
+        if len(jobs) < self.min_jobs or self.workers == 1:
+            return verify_serial(jobs, magic)
+        size = -(-len(jobs) // (self.workers * 4))
+        chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        failures = [f for f in self._pool.map(verify_serial, chunks, [magic] * len(chunks)) if f]
+        return min(failures, key=lambda f: f[0]) if failures else None
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+
+def connect_block(block: Block, height: int, view: CoinCache, net: Network,
+                  verifier=verify_serial) -> tuple[list[tuple[OutPoint, Coin]], int]:
+    """Apply ``block`` to ``view`` if every input rule holds (Core's ConnectBlock).
+    Returns the spent coins (the undo data) and the total fees; on a failure the
+    view is left half-applied and must be discarded."""
+    fees = 0
+    spent_log: list[tuple[OutPoint, Coin]] = []
+    jobs: list[AuthJob] = []
+    failure: tuple[tuple, RuleError] | None = None
+    for pos, tx in enumerate(block.txs):
+        stage = BIP30
+        try:
+            if view.any_unspent(tx.txid, len(tx.outputs)):
+                raise RuleError("bad-txns-BIP30", f"txid {tx.txid.hex()} already has unspent outputs")
+            if not tx.is_coinbase:
+                stage = INPUTS
+                coins = find_spent_coins(tx, view)
+                fee = check_tx_inputs(tx, coins, height, net)
+                for index, (txin, coin) in enumerate(zip(tx.inputs, coins)):
+                    jobs.append(((pos, AUTHORIZATION, index), tx, index, coin))
+                    view.spend(txin.outpoint)
+                    spent_log.append((txin.outpoint, coin))
+                stage = FEES
+                fees += fee
+                if fees > MAX_MONEY:
+                    raise RuleError("bad-txns-accumulated-fee-outofrange",
+                                    f"fees so far {format_toy(fees)} > MAX_MONEY")
+            view.add_outputs(tx, height)
+        except RuleError as error:
+            failure = ((pos, stage, 0), in_tx(pos, tx, error))
+            break
+    else:
+        claimed = sum(out.amount for out in block.txs[0].outputs)
+        allowed = net.subsidy(height) + fees
+        if claimed > allowed:
+            failure = ((len(block.txs), 0, 0), RuleError(
+                "bad-cb-amount", f"coinbase claims {format_toy(claimed)} > subsidy "
+                                 f"{format_toy(net.subsidy(height))} + fees {format_toy(fees)}"))
+    if failure is not None:
+        jobs = [job for job in jobs if job[0] < failure[0]]
+    signature_failure = verifier(jobs, net.magic)
+    if signature_failure is not None:
+        raise signature_failure[1]
+    if failure is not None:
+        raise failure[1]
+    return spent_log, fees

@@ -1,0 +1,110 @@
+"""Coins (unspent outputs), views of them, and the undo data of a block.
+
+A *coin* is an output nobody has spent yet, with the height and kind of the
+transaction that made it (coinbase outputs must mature before spending).
+The UTXO set is the set of all coins: a balance is just the sum of the coins
+an owner can unlock, which is why it can never be negative.
+
+Rules read coins through a *view*: anything with ``get_coin(outpoint)`` and
+``any_unspent(txid, count)``. ``CoinCache`` layers the changes of a block
+being connected (or disconnected) over a base view, so rules see earlier
+transactions of the same block, and nothing reaches the base until the whole
+block passed; ``changes()`` is then the exact diff to write.
+"""
+
+from typing import NamedTuple, Protocol
+
+from .encoding import Reader, i64, u32, varint
+from .tx import OutPoint, Tx, TxOut
+
+
+class Coin(NamedTuple):
+    amount: int
+    owner: bytes
+    height: int
+    coinbase: bool
+
+    @property
+    def txout(self) -> TxOut:
+        return TxOut(self.amount, self.owner)
+
+
+class CoinView(Protocol):
+    def get_coin(self, outpoint: OutPoint) -> Coin | None: ...
+
+    def any_unspent(self, txid: bytes, count: int) -> bool: ...
+
+
+class EmptyView:
+    """No coins at all (the state before genesis)."""
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        return None
+
+    def any_unspent(self, txid: bytes, count: int) -> bool:
+        return False
+
+
+class CoinCache:
+    """Pending changes over a base view: ``None`` marks a coin spent here."""
+
+    def __init__(self, base: CoinView):
+        self.base = base
+        self._changed: dict[OutPoint, Coin | None] = {}
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        if outpoint in self._changed:
+            return self._changed[outpoint]
+        return self.base.get_coin(outpoint)
+
+    def any_unspent(self, txid: bytes, count: int) -> bool:
+        for index in range(count):
+            outpoint = OutPoint(txid, index)
+            if outpoint in self._changed:
+                if self._changed[outpoint] is not None:
+                    return True
+            elif self.base.get_coin(outpoint) is not None:
+                return True
+        return False
+
+    def spend(self, outpoint: OutPoint) -> Coin | None:
+        coin = self.get_coin(outpoint)
+        if coin is not None:
+            self._changed[outpoint] = None
+        return coin
+
+    def add_outputs(self, tx: Tx, height: int) -> None:
+        txid, coinbase = tx.txid, tx.is_coinbase
+        for index, out in enumerate(tx.outputs):
+            self._changed[OutPoint(txid, index)] = Coin(out.amount, out.owner, height, coinbase)
+
+    def restore(self, outpoint: OutPoint, coin: Coin) -> None:
+        self._changed[outpoint] = coin
+
+    def remove_outputs(self, tx: Tx) -> None:
+        for index in range(len(tx.outputs)):
+            self._changed[OutPoint(tx.txid, index)] = None
+
+    def changes(self) -> dict[OutPoint, Coin | None]:
+        return dict(self._changed)
+
+
+# -- undo data: the coins a block spent, in spending order ---------------------
+
+def encode_undo(spent: list[tuple[OutPoint, Coin]]) -> bytes:
+    parts = [varint(len(spent))]
+    for outpoint, coin in spent:
+        parts.append(outpoint.txid + u32(outpoint.index) + i64(coin.amount) + coin.owner
+                     + u32(coin.height) + bytes((int(coin.coinbase),)))
+    return b"".join(parts)
+
+
+def decode_undo(data: bytes) -> list[tuple[OutPoint, Coin]]:
+    reader = Reader(data)
+    spent = []
+    for _ in range(reader.count(69, "undo entry")):
+        outpoint = OutPoint(reader.read(32), reader.u32())
+        coin = Coin(reader.i64(), reader.read(20), reader.u32(), reader.read(1) == b"\x01")
+        spent.append((outpoint, coin))
+    reader.finish()
+    return spent

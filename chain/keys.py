@@ -1,0 +1,85 @@
+"""Keys and signatures: secp256k1 through libsecp256k1 (coincurve).
+
+* A private key is 32 bytes ``k`` with ``1 <= k < n``.
+* A public key is a 33-byte compressed point; the *owner* an output is
+  locked to is ``SHA-256(pubkey)[:20]``.
+* A signature is 64 bytes ``r || s`` over a 32-byte digest (the sighash,
+  not hashed again), with ``1 <= r, s < n`` and **low S**: ``s <= (n-1)/2``.
+  For every valid (r, s) the pair (r, n - s) also verifies; allowing both
+  would let anyone change a txid without the key (malleability), so the
+  high-S twin is invalid by consensus, not merely by policy.
+
+Signing uses RFC 6979 deterministic nonces, and libsecp256k1 always returns
+low S. Verification never raises: malformed input is simply ``False``.
+"""
+
+import hashlib
+
+import coincurve
+from coincurve.ecdsa import cdata_to_der, der_to_cdata, deserialize_compact, serialize_compact
+
+from .encoding import sha256
+
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+HALF_N = (N - 1) // 2  # 0x7FFF...5D576E7357A4501DDFE92F46681B20A0
+PUBKEY_SIZE = 33
+SIGNATURE_SIZE = 64
+
+DEMO_ACCOUNTS = ("alice", "bob", "carol", "dave", "erin", "mallory")
+
+
+def is_valid_private_key(secret: bytes) -> bool:
+    return len(secret) == 32 and 1 <= int.from_bytes(secret, "big") < N
+
+
+def public_key(secret: bytes) -> bytes:
+    """The 33-byte compressed public key of a private key."""
+    return coincurve.PrivateKey(secret).public_key.format(compressed=True)
+
+
+def owner_of(pubkey: bytes) -> bytes:
+    """The 20-byte owner hash that outputs are locked to."""
+    return sha256(pubkey)[:20]
+
+
+def sign(secret: bytes, digest: bytes) -> bytes:
+    """64-byte low-S RFC 6979 signature of a 32-byte digest."""
+    der = coincurve.PrivateKey(secret).sign(digest, hasher=None)
+    return serialize_compact(der_to_cdata(der))
+
+
+def is_valid_pubkey(pubkey: bytes) -> bool:
+    """True for a 33-byte compressed encoding of a point on the curve."""
+    if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
+        return False
+    try:
+        coincurve.PublicKey(pubkey)
+    except ValueError:
+        return False
+    return True
+
+
+def signature_in_range(signature: bytes) -> bool:
+    """64 bytes with 1 <= r < n and 1 <= s <= (n-1)/2 (low S)."""
+    if len(signature) != SIGNATURE_SIZE:
+        return False
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    return 1 <= r < N and 1 <= s <= HALF_N
+
+
+def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
+    """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for ``pubkey``?"""
+    if not signature_in_range(signature):
+        return False
+    try:
+        der = cdata_to_der(deserialize_compact(signature))
+        return coincurve.PublicKey(pubkey).verify(der, digest, hasher=None)
+    except ValueError:
+        return False
+
+
+def demo_private_key(name: str) -> bytes:
+    """The well-known key of a demo account: SHA-256("toychain demo account " + name).
+    Everyone can compute these: never use them for anything real."""
+    return hashlib.sha256(b"toychain demo account " + name.lower().encode("ascii")).digest()

@@ -1,0 +1,197 @@
+"""SQLite storage: blocks, the block index, the UTXO set, undo data and indexes.
+
+One database file (WAL mode) per node. Tables:
+
+    block_index  every valid-looking header seen: hash, header, height, status, seq
+    blocks       raw block bytes, for active and side branches alike
+    undo         per connected block, the coins it spent (to disconnect it)
+    active       height -> hash of the active chain (locators, getblockhash)
+    utxo         the coin set, indexed by owner (balances, listunspent)
+    txindex      txid -> (height, position) for every tx on the active chain
+    history      per owner and tx of the active chain: units in minus units out
+    meta         the tip, and the coin count and total (the money supply)
+
+Connecting or disconnecting a block is one SQLite transaction
+(``apply_block``): either every table moved to the new tip or none did, so a
+crash at any point leaves the last fully connected state, and reopening the
+file resumes it exactly.
+"""
+
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+from .block import Block
+from .coins import Coin
+from .tx import OutPoint
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) ;
+CREATE TABLE IF NOT EXISTS block_index (
+    hash BLOB PRIMARY KEY, header BLOB NOT NULL, height INTEGER NOT NULL,
+    status INTEGER NOT NULL, seq INTEGER NOT NULL, reason TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS undo (hash BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS active (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS utxo (
+    txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL,
+    owner BLOB NOT NULL, height INTEGER NOT NULL, coinbase INTEGER NOT NULL,
+    PRIMARY KEY (txid, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS utxo_by_owner ON utxo (owner);
+CREATE TABLE IF NOT EXISTS txindex (
+    txid BLOB PRIMARY KEY, height INTEGER NOT NULL, pos INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    owner BLOB NOT NULL, height INTEGER NOT NULL, pos INTEGER NOT NULL,
+    txid BLOB NOT NULL, delta INTEGER NOT NULL,
+    PRIMARY KEY (owner, height, pos)) WITHOUT ROWID;
+"""
+
+
+def history_rows(block: Block, height: int, spent: list[tuple[OutPoint, Coin]]):
+    """(owner, height, pos, txid, delta) for each owner touched by each tx."""
+    rows = []
+    cursor = 0
+    for pos, tx in enumerate(block.txs):
+        delta: dict[bytes, int] = defaultdict(int)
+        for _, coin in spent[cursor:cursor + len(tx.inputs)]:
+            delta[coin.owner] -= coin.amount
+        cursor += len(tx.inputs)
+        for out in tx.outputs:
+            delta[out.owner] += out.amount
+        rows += [(owner, height, pos, tx.txid, d) for owner, d in delta.items()]
+    return rows
+
+
+class Store:
+    """The node's database. Methods that change chain state take effect atomically."""
+
+    def __init__(self, path: str | Path = ":memory:"):
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- transactions -------------------------------------------------------
+    def _write(self, statements) -> None:
+        """Run ``statements(cursor)`` inside one transaction: all or nothing."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            statements(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    # -- block index and block data -----------------------------------------------
+    def load_index(self) -> list[tuple[bytes, int, int, int, str | None]]:
+        """(header bytes, height, status, seq, reason) of every entry, parents first."""
+        return self.db.execute("SELECT header, height, status, seq, reason FROM block_index "
+                               "ORDER BY height, seq").fetchall()
+
+    def put_index_entry(self, hash_: bytes, header: bytes, height: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO block_index VALUES (?,?,?,0,0,NULL)",
+                        (hash_, header, height))
+
+    def mark_failed(self, failures: list[tuple[bytes, int, str]]) -> None:
+        """(hash, status, reject code) for each block found invalid."""
+        self._write(lambda db: db.executemany(
+            "UPDATE block_index SET status=?, reason=? WHERE hash=?",
+            [(status, reason, hash_) for hash_, status, reason in failures]))
+
+    def put_block(self, hash_: bytes, raw: bytes, status: int, seq: int) -> None:
+        def write(db):
+            db.execute("INSERT OR REPLACE INTO blocks VALUES (?,?)", (hash_, raw))
+            db.execute("UPDATE block_index SET status=?, seq=? WHERE hash=?", (status, seq, hash_))
+        self._write(write)
+
+    def get_block_raw(self, hash_: bytes) -> bytes | None:
+        row = self.db.execute("SELECT data FROM blocks WHERE hash=?", (hash_,)).fetchone()
+        return None if row is None else row[0]
+
+    def get_undo(self, hash_: bytes) -> bytes | None:
+        row = self.db.execute("SELECT data FROM undo WHERE hash=?", (hash_,)).fetchone()
+        return None if row is None else row[0]
+
+    def active_hashes(self) -> list[bytes]:
+        return [row[0] for row in self.db.execute("SELECT hash FROM active ORDER BY height")]
+
+    # -- coins (a CoinView) ----------------------------------------------------------
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        row = self.db.execute("SELECT amount, owner, height, coinbase FROM utxo "
+                              "WHERE txid=? AND idx=?", outpoint).fetchone()
+        return None if row is None else Coin(row[0], row[1], row[2], bool(row[3]))
+
+    def any_unspent(self, txid: bytes, count: int) -> bool:
+        return self.db.execute("SELECT 1 FROM utxo WHERE txid=? LIMIT 1", (txid,)).fetchone() is not None
+
+    def coins_of(self, owner: bytes) -> list[tuple[OutPoint, Coin]]:
+        rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo "
+                               "WHERE owner=? ORDER BY height, txid, idx", (owner,))
+        return [(OutPoint(r[0], r[1]), Coin(r[2], r[3], r[4], bool(r[5]))) for r in rows]
+
+    def all_coins(self) -> dict[OutPoint, Coin]:
+        rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo")
+        return {OutPoint(r[0], r[1]): Coin(r[2], r[3], r[4], bool(r[5])) for r in rows}
+
+    def utxo_stats(self) -> tuple[int, int]:
+        """(number of coins, total units): kept in meta, updated with every block."""
+        return int(self.get_meta("utxo_count", 0)), int(self.get_meta("utxo_total", 0))
+
+    # -- indexes --------------------------------------------------------------------
+    def tx_location(self, txid: bytes) -> tuple[int, int] | None:
+        row = self.db.execute("SELECT height, pos FROM txindex WHERE txid=?", (txid,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def history_of(self, owner: bytes) -> list[tuple[bytes, int, int, int]]:
+        """(txid, height, pos, delta) oldest first."""
+        return self.db.execute("SELECT txid, height, pos, delta FROM history WHERE owner=? "
+                               "ORDER BY height, pos", (owner,)).fetchall()
+
+    # -- moving the tip ---------------------------------------------------------------
+    def apply_block(self, block: Block, height: int, connect: bool,
+                    changes: dict[OutPoint, Coin | None],
+                    spent: list[tuple[OutPoint, Coin]], undo: bytes | None) -> None:
+        """Connect (or disconnect) ``block`` at ``height`` in one transaction:
+        coin changes, undo data, tx index, history, active chain and totals."""
+        created = [(out.amount) for tx in block.txs for out in tx.outputs]
+        sign = 1 if connect else -1
+        count_delta = sign * (len(created) - len(spent))
+        total_delta = sign * (sum(created) - sum(coin.amount for _, coin in spent))
+        removed = [op for op, coin in changes.items() if coin is None]
+        added = [(op.txid, op.index, c.amount, c.owner, c.height, int(c.coinbase))
+                 for op, c in changes.items() if c is not None]
+        rows = history_rows(block, height, spent)
+        count, total = self.utxo_stats()
+
+        def write(db):
+            db.executemany("DELETE FROM utxo WHERE txid=? AND idx=?", removed)
+            db.executemany("INSERT INTO utxo VALUES (?,?,?,?,?,?)", added)
+            if connect:
+                db.execute("INSERT INTO undo VALUES (?,?)", (block.hash, undo))
+                db.executemany("INSERT INTO txindex VALUES (?,?,?)",
+                               [(tx.txid, height, pos) for pos, tx in enumerate(block.txs)])
+                db.executemany("INSERT INTO history VALUES (?,?,?,?,?)", rows)
+                db.execute("INSERT INTO active VALUES (?,?)", (height, block.hash))
+                tip = block.hash
+            else:
+                db.execute("DELETE FROM undo WHERE hash=?", (block.hash,))
+                db.executemany("DELETE FROM txindex WHERE txid=?",
+                               [(tx.txid,) for tx in block.txs])
+                db.executemany("DELETE FROM history WHERE owner=? AND height=? AND pos=?",
+                               [row[:3] for row in rows])
+                db.execute("DELETE FROM active WHERE height=?", (height,))
+                tip = block.header.prev_hash
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                           [("tip", tip), ("utxo_count", count + count_delta),
+                            ("utxo_total", total + total_delta)])
+        self._write(write)

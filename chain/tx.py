@@ -1,0 +1,145 @@
+"""Transactions: the byte format, the txid and the signature hash.
+
+    tx     = version:u32 | n_in:varint | input* | n_out:varint | output* | locktime:u32
+    input  = prev_txid:32 | prev_index:u32 | pubkey:33 | signature:64    (133 bytes)
+    output = amount:i64 | owner:20                                        (28 bytes)
+
+A transaction with no inputs is a *coinbase*: it creates the block reward
+and its locktime is the block height. ``txid = sha256d(bytes)``.
+
+What input *i* signs (``sighash``) is the whole transaction with every
+signature blanked, the network's magic, ``i``, and the amount and owner of
+the coin it spends. So a signature commits to every input and output (a
+relay cannot change an amount or a recipient), to the coin (it cannot be
+pointed at another), and to the network (it cannot be replayed elsewhere).
+
+``Tx`` objects are immutable values; their bytes, txid and blanked form are
+computed once and cached.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+from .encoding import Reader, i64, sha256d, u32, varint
+from .errors import bad_encoding
+
+INPUT_SIZE = 32 + 4 + 33 + 64
+OUTPUT_SIZE = 8 + 20
+MIN_TX_SIZE = 4 + 1 + 1 + 4
+BLANK_SIGNATURE = bytes(64)
+
+
+class OutPoint(NamedTuple):
+    """A reference to one output of one transaction: the coin an input spends."""
+    txid: bytes
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.txid.hex()}:{self.index}"
+
+
+class TxIn(NamedTuple):
+    prev_txid: bytes
+    prev_index: int
+    pubkey: bytes
+    signature: bytes
+
+    @property
+    def outpoint(self) -> OutPoint:
+        return OutPoint(self.prev_txid, self.prev_index)
+
+    def serialize(self, signature: bytes | None = None) -> bytes:
+        sig = self.signature if signature is None else signature
+        return self.prev_txid + u32(self.prev_index) + self.pubkey + sig
+
+
+class TxOut(NamedTuple):
+    amount: int
+    owner: bytes
+
+    def serialize(self) -> bytes:
+        return i64(self.amount) + self.owner
+
+
+@dataclass(frozen=True, eq=False)
+class Tx:
+    version: int
+    inputs: tuple[TxIn, ...]
+    outputs: tuple[TxOut, ...]
+    locktime: int
+
+    # -- identity -----------------------------------------------------------
+    @cached_property
+    def raw(self) -> bytes:
+        return self._serialize(blank_signatures=False)
+
+    @cached_property
+    def txid(self) -> bytes:
+        return sha256d(self.raw)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def is_coinbase(self) -> bool:
+        return not self.inputs
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tx) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.txid)
+
+    def __repr__(self) -> str:
+        return (f"Tx({self.txid.hex()[:16]}..., {len(self.inputs)} in, "
+                f"{len(self.outputs)} out, locktime {self.locktime})")
+
+    # -- bytes ----------------------------------------------------------------
+    def _serialize(self, blank_signatures: bool) -> bytes:
+        blank = BLANK_SIGNATURE if blank_signatures else None
+        parts = [u32(self.version), varint(len(self.inputs))]
+        parts += [txin.serialize(blank) for txin in self.inputs]
+        parts.append(varint(len(self.outputs)))
+        parts += [txout.serialize() for txout in self.outputs]
+        parts.append(u32(self.locktime))
+        return b"".join(parts)
+
+    @cached_property
+    def blanked(self) -> bytes:
+        """The bytes with every signature set to 64 zero bytes (what is signed)."""
+        return self._serialize(blank_signatures=True)
+
+    def sighash(self, index: int, spent: TxOut, magic: bytes) -> bytes:
+        """The 32-byte digest that input ``index`` signs (PROTOCOL.md 3)."""
+        return sha256d(magic + self.blanked + u32(index) + spent.serialize())
+
+    @classmethod
+    def read(cls, reader: Reader) -> "Tx":
+        start = reader.pos
+        version = reader.u32()
+        n_in = reader.count(INPUT_SIZE, "input")
+        inputs = tuple(TxIn(reader.read(32), reader.u32(), reader.read(33), reader.read(64))
+                       for _ in range(n_in))
+        n_out = reader.count(OUTPUT_SIZE, "output")
+        outputs = tuple(TxOut(reader.i64(), reader.read(20)) for _ in range(n_out))
+        locktime = reader.u32()
+        tx = cls(version, inputs, outputs, locktime)
+        tx.__dict__["raw"] = reader.data[start:reader.pos]
+        return tx
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Tx":
+        """Exactly one transaction from ``data``, or RuleError bad-encoding."""
+        if len(data) < MIN_TX_SIZE:
+            raise bad_encoding(f"a transaction takes at least {MIN_TX_SIZE} bytes, got {len(data)}")
+        reader = Reader(data)
+        tx = cls.read(reader)
+        reader.finish()
+        return tx
+
+
+def coinbase_tx(height: int, outputs: list[TxOut] | tuple[TxOut, ...]) -> Tx:
+    """The reward transaction of the block at ``height`` (locktime = height)."""
+    return Tx(1, (), tuple(outputs), height)
