@@ -1,0 +1,110 @@
+"""Shared test helpers: demo keys, signed transactions and a regtest chain
+you can mine on by hand with a fixed clock.
+
+    h = Harness()                 # regtest chain at genesis, clock fixed
+    h.mine_empty(10)              # 10 blocks paying alice, genesis coin now mature
+    coin = h.coins_of("alice")[0] # (OutPoint, Coin)
+    tx = spend([coin], "alice", [("bob", 10 * COIN)])
+    outcome = h.mine([tx])        # BlockOutcome; .status, .error
+"""
+
+from chain.amounts import COIN
+from chain.block import Block
+from chain.chainstate import BlockOutcome, ChainState
+from chain.coins import Coin
+from chain.keys import demo_private_key, owner_of, public_key
+from chain.mining import build_block, mine_block, sign_tx, solve
+from chain.params import GENESIS_TIME, REGTEST, Network
+from chain.storage import Store
+from chain.tx import OutPoint, Tx, TxIn, TxOut
+
+NOW = GENESIS_TIME + 10_000_000  # the fixed "node clock" of tests
+
+
+def secret(name: str) -> bytes:
+    return demo_private_key(name)
+
+
+def pub(name: str) -> bytes:
+    return public_key(secret(name))
+
+
+def owner(name_or_owner) -> bytes:
+    return name_or_owner if isinstance(name_or_owner, bytes) else owner_of(pub(name_or_owner))
+
+
+def make_tx(coins: list[tuple[OutPoint, Coin]], signer: str | list[str],
+            outputs: list[tuple[object, int]], locktime: int = 0,
+            net: Network = REGTEST, version: int = 1) -> Tx:
+    """A tx spending ``coins``, signed by ``signer`` (one name, or one per input),
+    paying ``outputs`` [(name or owner bytes, units)]."""
+    signers = [signer] * len(coins) if isinstance(signer, str) else list(signer)
+    unsigned = Tx(version,
+                  tuple(TxIn(op.txid, op.index, pub(name), bytes(64)) for (op, _), name in zip(coins, signers)),
+                  tuple(TxOut(amount, owner(who)) for who, amount in outputs), locktime)
+    return sign_tx(unsigned, [secret(n) for n in signers], [c.txout for _, c in coins], net.magic)
+
+
+spend = make_tx
+
+
+class Harness:
+    """A regtest ChainState plus the bookkeeping to mine blocks by hand."""
+
+    def __init__(self, net: Network = REGTEST, store: Store | None = None, clock=lambda: NOW,
+                 **kwargs):
+        self.net = net
+        self.chain = ChainState(net, store or Store(), clock=clock, **kwargs)
+
+    @property
+    def tip(self):
+        return self.chain.tip
+
+    def next_time(self, parent=None) -> int:
+        parent = parent or self.chain.tip
+        return max(parent.header.time, self.chain.median_time_past(parent)) + 1
+
+    def block(self, txs: list[Tx] = (), parent=None, reward_to="alice", fees: int = 0,
+              coinbase_outputs: list[TxOut] | None = None, time: int | None = None,
+              height: int | None = None, bits: int | None = None, solve_pow: bool = True) -> Block:
+        """A block on ``parent`` (default: the tip) claiming subsidy + ``fees``."""
+        parent = parent or self.chain.tip
+        h = parent.height + 1 if height is None else height
+        if coinbase_outputs is None:
+            coinbase_outputs = [TxOut(self.net.subsidy(parent.height + 1) + fees, owner(reward_to))]
+        block = build_block(parent.hash, h, self.chain.next_required_bits(parent) if bits is None else bits,
+                            self.next_time(parent) if time is None else time,
+                            list(txs), coinbase_outputs)
+        return resolve(block) if solve_pow else block
+
+    def mine(self, txs: list[Tx] = (), **kwargs) -> BlockOutcome:
+        return self.chain.process_block(self.block(txs, **kwargs))
+
+    def mine_empty(self, n: int, reward_to="alice") -> list[Block]:
+        blocks = []
+        for _ in range(n):
+            block = self.block(reward_to=reward_to)
+            outcome = self.chain.process_block(block)
+            assert outcome.status == "connected", outcome
+            blocks.append(block)
+        return blocks
+
+    def coins_of(self, name) -> list[tuple[OutPoint, Coin]]:
+        return self.chain.store.coins_of(owner(name))
+
+    def mature_coins_of(self, name) -> list[tuple[OutPoint, Coin]]:
+        height = self.chain.height + 1
+        return [(op, c) for op, c in self.coins_of(name)
+                if not c.coinbase or height - c.height >= self.net.coinbase_maturity]
+
+    def balance(self, name) -> int:
+        return sum(c.amount for _, c in self.coins_of(name))
+
+
+def resolve(block: Block) -> Block:
+    """Recompute the proof of work after changing a block's header."""
+    return Block(solve(block.header), block.txs)
+
+
+__all__ = ["COIN", "NOW", "Harness", "make_tx", "spend", "owner", "pub", "secret", "resolve",
+           "mine_block", "OutPoint", "Tx", "TxIn", "TxOut", "Coin", "Block"]
