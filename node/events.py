@@ -1,0 +1,33 @@
+"""The event bus behind ``/events``: every subscriber gets every event.
+
+Each subscriber has a bounded queue; one that falls too far behind is
+dropped (its queue gets ``None``), so a slow browser tab can never make the
+node buffer without limit or block the event loop.
+"""
+
+import asyncio
+import time
+
+QUEUE_LIMIT = 10_000
+
+
+class EventBus:
+    def __init__(self):
+        self._subscribers: set[asyncio.Queue] = set()
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT + 1)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self._subscribers.discard(queue)
+
+    def publish(self, event: str, **fields) -> None:
+        message = {"event": event, "time": int(time.time()), **fields}
+        for queue in list(self._subscribers):
+            if queue.qsize() >= QUEUE_LIMIT:
+                self._subscribers.discard(queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(message)

@@ -1,0 +1,312 @@
+"""The mempool: transactions waiting for a block, checked like a block would.
+
+A transaction is accepted by running the consensus rules of ``chain.tx_rules``
+(the very functions the block path calls) against a *view* of the coins as
+they will be in the next block: the UTXO set, minus coins already spent by
+the mempool, plus the outputs of mempool transactions. Policy checks sit
+between them, in Bitcoin Core's order:
+
+    check_transaction, coinbase, final at tip+1            (consensus)
+    already in mempool, conflict, already confirmed       (policy)
+    inputs exist, maturity, value ranges, inputs >= outputs (consensus)
+    minimum fee rate, chain length, size limit            (policy)
+    every input's pubkey, owner and signature             (consensus)
+
+First seen wins: a tx spending a coin that a mempool tx already spends is
+refused (``txn-mempool-conflict``), whatever its fee; there is no
+replacement. When the pool is full, a tx may evict the lowest fee-rate
+transactions (with their descendants) only if it pays a higher rate.
+
+The mempool is pure state, no I/O: the node calls it and turns what it
+returns into gossip and events.
+"""
+
+import heapq
+import time as _time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from chain.amounts import format_toy
+from chain.block import Block
+from chain.chainstate import ChainState
+from chain.coins import Coin
+from chain.errors import RuleError
+from chain.tx import OutPoint, Tx
+from chain.tx_rules import (check_authorizations, check_final, check_not_coinbase,
+                            check_transaction, check_tx_inputs, find_spent_coins)
+
+MAX_CHAIN = 25
+DEFAULT_MAX_BYTES = 32_000_000
+DEFAULT_MIN_FEE_RATE = 1  # units per byte
+MAX_ORPHAN_TXS = 100
+ORPHAN_TX_SECONDS = 20 * 60
+EXPIRY_SECONDS = 14 * 24 * 3600
+
+
+@dataclass
+class Entry:
+    tx: Tx
+    fee: int
+    time: float
+    parents: set[bytes] = field(default_factory=set)   # mempool txids it spends from
+    children: set[bytes] = field(default_factory=set)
+
+    @property
+    def size(self) -> int:
+        return self.tx.size
+
+    def rate_below(self, other_fee: int, other_size: int) -> bool:
+        """Is this entry's fee rate strictly lower than other_fee / other_size?"""
+        return self.fee * other_size < other_fee * self.size
+
+
+class Mempool:
+    def __init__(self, chain: ChainState, min_fee_rate: int = DEFAULT_MIN_FEE_RATE,
+                 max_bytes: int = DEFAULT_MAX_BYTES, clock=_time.time):
+        self.chain = chain
+        self.min_fee_rate = min_fee_rate
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.entries: dict[bytes, Entry] = {}
+        self.spends: dict[OutPoint, bytes] = {}   # outpoint -> txid of the mempool tx spending it
+        self.bytes = 0
+        self.orphans: OrderedDict[bytes, tuple[Tx, float, object]] = OrderedDict()
+
+    # -- the coin view of the next block ----------------------------------------------
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        if outpoint in self.spends:
+            return None
+        parent = self.entries.get(outpoint.txid)
+        if parent is not None:
+            outputs = parent.tx.outputs
+            if outpoint.index >= len(outputs):
+                return None
+            out = outputs[outpoint.index]
+            return Coin(out.amount, out.owner, self.chain.height + 1, False)
+        return self.chain.get_coin(outpoint)
+
+    def any_unspent(self, txid: bytes, count: int) -> bool:
+        return txid in self.entries or self.chain.any_unspent(txid, count)
+
+    def __contains__(self, txid: bytes) -> bool:
+        return txid in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, txid: bytes) -> Tx | None:
+        entry = self.entries.get(txid)
+        return entry.tx if entry else None
+
+    # -- acceptance ------------------------------------------------------------------------
+    def accept(self, tx: Tx) -> tuple[int, list[Tx]]:
+        """Add ``tx`` or raise RuleError. Returns (fee, txs evicted to make room)."""
+        fee, parents, evict = self.check(tx)
+        evicted = [self.entries[t].tx for t in evict if t in self.entries]
+        for victim in evict:
+            self._remove_with_descendants(victim, [])
+        self._add(Entry(tx, fee, self.clock(), parents))
+        return fee, evicted
+
+    def check(self, tx: Tx) -> tuple[int, set[bytes], list[bytes]]:
+        """Every check of ``accept`` without changing anything: returns the fee,
+        the mempool parents and the txids that would be evicted; or RuleError."""
+        net = self.chain.net
+        height = self.chain.height + 1
+        check_transaction(tx)
+        check_not_coinbase(tx)
+        check_final(tx, height)
+        txid = tx.txid
+        if txid in self.entries:
+            raise RuleError("txn-already-in-mempool", f"tx {txid.hex()} is already in the mempool")
+        for index, txin in enumerate(tx.inputs):
+            other = self.spends.get(txin.outpoint)
+            if other is not None:
+                raise RuleError("txn-mempool-conflict",
+                                f"input {index} spends {txin.outpoint}, already spent by mempool "
+                                f"tx {other.hex()} (first seen wins)")
+        if self.chain.store.tx_location(txid) is not None:
+            raise RuleError("txn-already-known", f"tx {txid.hex()} is already confirmed")
+        spent = find_spent_coins(tx, self)
+        fee = check_tx_inputs(tx, spent, height, net)
+        if fee < self.min_fee_rate * tx.size:
+            raise RuleError("min-relay-fee-not-met",
+                            f"fee {format_toy(fee)} < {self.min_fee_rate} units/byte x {tx.size} "
+                            f"bytes = {format_toy(self.min_fee_rate * tx.size)}")
+        parents = {txin.prev_txid for txin in tx.inputs if txin.prev_txid in self.entries}
+        self._check_chain_limit(txid, parents)
+        evict = self._room_for(fee, tx.size)
+        check_authorizations(tx, spent, net.magic)
+        return fee, parents, evict
+
+    def _ancestors(self, parents: set[bytes]) -> set[bytes]:
+        seen, todo = set(), list(parents)
+        while todo:
+            txid = todo.pop()
+            if txid not in seen:
+                seen.add(txid)
+                todo += self.entries[txid].parents
+        return seen
+
+    def _descendants(self, txid: bytes) -> set[bytes]:
+        seen, todo = set(), list(self.entries[txid].children)
+        while todo:
+            child = todo.pop()
+            if child not in seen:
+                seen.add(child)
+                todo += self.entries[child].children
+        return seen
+
+    def _check_chain_limit(self, txid: bytes, parents: set[bytes]) -> None:
+        ancestors = self._ancestors(parents)
+        if len(ancestors) + 1 > MAX_CHAIN:
+            raise RuleError("too-long-mempool-chain",
+                            f"{len(ancestors)} unconfirmed ancestors + this tx > {MAX_CHAIN}")
+        for ancestor in ancestors:
+            family = len(self._descendants(ancestor)) + 2  # the ancestor, its descendants, this tx
+            if family > MAX_CHAIN:
+                raise RuleError("too-long-mempool-chain",
+                                f"unconfirmed tx {ancestor.hex()} would have {family - 1} "
+                                f"descendants; a chain holds at most {MAX_CHAIN} txs")
+
+    def _room_for(self, fee: int, size: int) -> list[bytes]:
+        """Txids to evict (lowest fee rate first) so ``size`` more bytes fit,
+        or ``mempool-full`` if that would evict a rate at least as high."""
+        if self.bytes + size <= self.max_bytes:
+            return []
+        plan, freed = [], 0
+        for entry in sorted(self.entries.values(), key=lambda e: e.fee / e.size):
+            if self.bytes - freed + size <= self.max_bytes:
+                break
+            if not entry.rate_below(fee, size):
+                break
+            family = {entry.tx.txid} | self._descendants(entry.tx.txid)
+            new = family - set(plan)
+            plan += list(new)
+            freed += sum(self.entries[t].size for t in new)
+        if self.bytes - freed + size > self.max_bytes:
+            raise RuleError("mempool-full",
+                            f"mempool holds {self.bytes} of {self.max_bytes} bytes and this tx's "
+                            f"fee rate {fee / size:.2f} units/byte is not above the lowest")
+        return plan
+
+    def _add(self, entry: Entry) -> None:
+        txid = entry.tx.txid
+        self.entries[txid] = entry
+        for txin in entry.tx.inputs:
+            self.spends[txin.outpoint] = txid
+        for parent in entry.parents:
+            self.entries[parent].children.add(txid)
+        self.bytes += entry.size
+
+    def _remove_one(self, txid: bytes) -> Tx:
+        entry = self.entries.pop(txid)
+        for txin in entry.tx.inputs:
+            if self.spends.get(txin.outpoint) == txid:
+                del self.spends[txin.outpoint]
+        for parent in entry.parents:
+            if parent in self.entries:
+                self.entries[parent].children.discard(txid)
+        for child in entry.children:
+            if child in self.entries:
+                self.entries[child].parents.discard(txid)
+        self.bytes -= entry.size
+        return entry.tx
+
+    def _remove_with_descendants(self, txid: bytes, removed: list[Tx]) -> None:
+        if txid not in self.entries:
+            return
+        for child in self._descendants(txid) | {txid}:
+            if child in self.entries:
+                removed.append(self._remove_one(child))
+
+    # -- blocks and reorgs -------------------------------------------------------------------
+    def update_for_chain(self, connected: list[Block], disconnected: list[Block]) -> list[tuple[Tx, str]]:
+        """Follow the chain: drop txs now confirmed ('block') or conflicting with a
+        block ('conflict'); after a reorg, put back the disconnected blocks' txs
+        and drop whatever no longer fits ('reorg'). Returns (tx, reason) removed."""
+        removed: list[tuple[Tx, str]] = []
+        if disconnected:
+            return self._rebuild(connected, disconnected)
+        for block in connected:
+            for tx in block.txs:
+                if tx.txid in self.entries:
+                    entry = self.entries[tx.txid]
+                    self._remove_one(tx.txid)
+                    removed.append((entry.tx, "block"))
+                for txin in tx.inputs:
+                    rival = self.spends.get(txin.outpoint)
+                    if rival is not None:
+                        gone: list[Tx] = []
+                        self._remove_with_descendants(rival, gone)
+                        removed += [(t, "conflict") for t in gone]
+        return removed
+
+    def _rebuild(self, connected: list[Block], disconnected: list[Block]) -> list[tuple[Tx, str]]:
+        confirmed = {tx.txid for block in connected for tx in block.txs}
+        previous = [e.tx for e in sorted(self.entries.values(), key=lambda e: e.time)]
+        was_pooled = {tx.txid for tx in previous}
+        returning = [tx for block in reversed(disconnected) for tx in block.txs[1:]
+                     if tx.txid not in confirmed]
+        self.entries.clear()
+        self.spends.clear()
+        self.bytes = 0
+        removed = []
+        for tx in returning + previous:
+            try:
+                self.accept(tx)
+            except RuleError:
+                if tx.txid in confirmed:
+                    removed.append((tx, "block"))
+                elif tx.txid in was_pooled:
+                    removed.append((tx, "reorg"))
+        return removed
+
+    def expire(self, now: float) -> list[tuple[Tx, str]]:
+        old = [t for t, e in self.entries.items() if now - e.time > EXPIRY_SECONDS]
+        removed: list[Tx] = []
+        for txid in old:
+            self._remove_with_descendants(txid, removed)
+        return [(tx, "expiry") for tx in removed]
+
+    # -- orphans (txs from peers whose inputs we do not know yet) -------------------------
+    def add_orphan(self, tx: Tx, source: object) -> None:
+        self.orphans[tx.txid] = (tx, self.clock(), source)
+        now = self.clock()
+        for txid in [t for t, (_, seen, _) in self.orphans.items() if now - seen > ORPHAN_TX_SECONDS]:
+            del self.orphans[txid]
+        while len(self.orphans) > MAX_ORPHAN_TXS:
+            self.orphans.popitem(last=False)
+
+    def orphans_spending(self, txid: bytes) -> list[tuple[Tx, object]]:
+        """Remove and return orphans that spend an output of ``txid``."""
+        ready = [(t, tx, src) for t, (tx, _, src) in self.orphans.items()
+                 if any(txin.prev_txid == txid for txin in tx.inputs)]
+        for t, _, _ in ready:
+            del self.orphans[t]
+        return [(tx, src) for _, tx, src in ready]
+
+    # -- mining ----------------------------------------------------------------------------------
+    def select(self, max_bytes: int) -> tuple[list[Tx], int]:
+        """Txs for a block, best fee rate first, parents before children,
+        within ``max_bytes``. Returns (txs, total fees)."""
+        def key(entry: Entry):
+            return (-entry.fee / entry.size, entry.time, entry.tx.txid)
+
+        ready = [key(e) for e in self.entries.values() if not e.parents]
+        heapq.heapify(ready)
+        chosen: list[Tx] = []
+        included: set[bytes] = set()
+        size = fees = 0
+        while ready:
+            entry = self.entries[heapq.heappop(ready)[2]]
+            if size + entry.size > max_bytes:
+                continue  # its descendants cannot go in either
+            chosen.append(entry.tx)
+            included.add(entry.tx.txid)
+            size += entry.size
+            fees += entry.fee
+            for child in entry.children:
+                if self.entries[child].parents <= included:
+                    heapq.heappush(ready, key(self.entries[child]))
+        return chosen, fees

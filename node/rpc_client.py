@@ -1,0 +1,42 @@
+"""A small synchronous JSON-RPC client (standard library only), used by the
+``toychain rpc`` command, the wallet and the demos."""
+
+import json
+import urllib.error
+import urllib.request
+
+
+class RpcClientError(Exception):
+    """The call failed: node unreachable, unauthorized, or an RPC error.
+    ``code`` and ``reject_reason`` are set for RPC errors."""
+
+    def __init__(self, message: str, code: int | None = None, reject_reason: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reject_reason = reject_reason
+
+
+def rpc_call(url: str, method: str, params: list | None = None, token: str | None = None,
+             timeout: float = 30.0):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    request = urllib.request.Request(url.rstrip("/") + "/rpc", data=body,
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            reply = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 401:
+            raise RpcClientError(f"{method} is an admin method: pass --datadir so the cookie "
+                                 f"can be read") from None
+        raise RpcClientError(f"node at {url} answered HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise RpcClientError(f"cannot reach a node at {url}: {getattr(error, 'reason', error)}") from None
+    except ValueError:
+        raise RpcClientError(f"node at {url} sent a reply that is not JSON") from None
+    if reply.get("error"):
+        error = reply["error"]
+        raise RpcClientError(error.get("message", "unknown error"), error.get("code"),
+                             (error.get("data") or {}).get("reject_reason"))
+    return reply.get("result")

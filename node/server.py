@@ -1,0 +1,307 @@
+"""The aiohttp shell: one server per node with ``/p2p``, ``/rpc`` and ``/events``.
+
+This module only moves bytes: it accepts and dials WebSockets, feeds each
+text frame to ``Node.on_frame``, writes what the node sends through a
+bounded per-peer queue, serves JSON-RPC over HTTP POST, and streams events.
+All decisions live in ``node.py``.
+
+Security defaults: bind 127.0.0.1; admin RPC methods need
+``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
+written to ``DATADIR/.cookie`` with mode 0600 at every start; every frame and
+request body is size-limited.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from chain.block_rules import ParallelVerifier
+from chain.chainstate import ChainState
+from chain.params import Network
+from chain.storage import Store
+
+from . import rpc
+from .events import EventBus
+from .mempool import Mempool
+from .messages import MAX_FRAME_BYTES
+from .miner import Miner
+from .node import Node
+
+log = logging.getLogger("toychain")
+
+SEND_QUEUE_LIMIT = 10_000
+MAX_RPC_BODY = 8 * 1024 * 1024
+TICK_SECONDS = 2.0
+MAX_BACKOFF = 30.0
+
+
+def write_cookie(datadir: Path) -> str:
+    token = secrets.token_hex(32)
+    path = datadir / ".cookie"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    return token
+
+
+class NodeServer:
+    """A running node: chain, mempool, peers, and its HTTP/WebSocket server."""
+
+    def __init__(self, net: Network, datadir: str | Path, host: str = "127.0.0.1",
+                 port: int | None = None, peers: list[str] = (), mine: bool = False,
+                 automine: float | None = None, miner_owner: bytes | None = None,
+                 min_fee_rate: int = 1, max_mempool_bytes: int = 32_000_000):
+        self.net = net
+        self.datadir = Path(datadir)
+        self.host = host
+        self.port = net.default_port if port is None else port
+        self.initial_peers = list(peers)
+        self.mine = mine
+        self.automine = automine
+        self.miner_owner = miner_owner
+        self.min_fee_rate = min_fee_rate
+        self.max_mempool_bytes = max_mempool_bytes
+        self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._sockets: set[web.WebSocketResponse | aiohttp.ClientWebSocketResponse] = set()
+        self.node: Node | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        self.verifier = ParallelVerifier()
+        chain = ChainState(self.net, Store(self.datadir / "chain.sqlite"), verifier=self.verifier)
+        mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes)
+        self.events = EventBus()
+        self.node = Node(chain, mempool, self.events)
+        self.node.dial = self.dial
+        self.node.request_stop = lambda: asyncio.get_running_loop().call_soon(self.stopped.set)
+        loop = asyncio.get_running_loop()
+        flush_pending = False
+
+        def schedule_flush():
+            nonlocal flush_pending
+            if not flush_pending:
+                flush_pending = True
+                loop.call_soon(flush)
+
+        def flush():
+            nonlocal flush_pending
+            flush_pending = False
+            self.node.flush_announcements()
+        self.node.schedule_flush = schedule_flush
+
+        self.session = aiohttp.ClientSession()
+        app = web.Application(client_max_size=MAX_RPC_BODY)
+        app.router.add_get("/p2p", self._p2p_inbound)
+        app.router.add_post("/rpc", self._rpc)
+        app.router.add_get("/events", self._events)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.node.listen = f"{self.host}:{self.port}"
+        self.token = write_cookie(self.datadir)
+        log.info("%s node listening on %s (height %d, datadir %s)", self.net.name,
+                 self.node.listen, chain.height, self.datadir)
+        self._spawn(self._ticker())
+        for addr in self.initial_peers:
+            self.dial(addr, persistent=True)
+        if self.miner_owner is not None and (self.mine or self.automine):
+            miner = Miner(self.node, self.miner_owner)
+            self._spawn(miner.run_pow() if self.mine else miner.run_automine(self.automine))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ws in list(self._sockets):
+            await ws.close()
+        await self.runner.cleanup()
+        await self.session.close()
+        self.verifier.close()
+        self.node.chain.close()
+        log.info("node stopped cleanly at height %d", self.node.chain.height)
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self.stopped.set)
+        await self.stopped.wait()
+        await self.stop()
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.node.tick()
+
+    # -- peers ------------------------------------------------------------------------------------
+    def dial(self, addr: str, persistent: bool = False) -> None:
+        self._spawn(self._dial_loop(addr, persistent))
+
+    async def _dial_loop(self, addr: str, persistent: bool) -> None:
+        backoff = 1.0
+        while True:
+            if not self.node.is_banned(addr) and addr not in self.node.connected_keys():
+                try:
+                    ws = await self.session.ws_connect(f"http://{addr}/p2p", max_msg_size=MAX_FRAME_BYTES,
+                                                       timeout=aiohttp.ClientWSTimeout(ws_close=5))
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+                    log.debug("dial %s failed: %s", addr, error)
+                else:
+                    backoff = 1.0
+                    await self._serve_peer(ws, addr, inbound=False)
+            if not persistent:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _p2p_inbound(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
+        await ws.prepare(request)
+        host, port = request.transport.get_extra_info("peername")[:2]
+        await self._serve_peer(ws, f"{host}:{port}", inbound=True)
+        return ws
+
+    async def _serve_peer(self, ws, addr: str, inbound: bool) -> None:
+        outbox: asyncio.Queue = asyncio.Queue()
+        closing: list[str] = []
+
+        def send(message: dict) -> None:
+            if outbox.qsize() >= SEND_QUEUE_LIMIT:
+                close("send queue full (peer too slow)")
+            elif not closing:
+                outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+
+        def close(reason: str) -> None:
+            if not closing:
+                closing.append(reason)
+                outbox.put_nowait(None)
+
+        async def writer() -> None:
+            while (text := await outbox.get()) is not None:
+                await ws.send_str(text)
+            await ws.close()
+
+        self._sockets.add(ws)
+        peer = self.node.new_peer(addr, inbound, send, close)
+        write_task = asyncio.get_running_loop().create_task(writer())
+        reason = "connection closed"
+        try:
+            async for msg in ws:
+                if closing:
+                    break
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.node.on_frame(peer, msg.data)
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self.node.punish(peer, "binary frame")
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    self.node.punish(peer, f"bad frame: {ws.exception()}")
+            if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG and not closing:
+                self.node.punish(peer, "oversize frame")
+        except (aiohttp.ClientError, ConnectionError) as error:
+            reason = f"connection error: {error}"
+        finally:
+            close(closing[0] if closing else reason)
+            self.node.peer_closed(peer, closing[0] if closing else reason)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(write_task, 5)
+            write_task.cancel()
+            await ws.close()
+            self._sockets.discard(ws)
+
+    # -- RPC and events -------------------------------------------------------------------------
+    async def _rpc(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            return web.json_response({"jsonrpc": "2.0", "id": None,
+                                      "error": {"code": -32700, "message": "parse error: invalid JSON"}})
+        if isinstance(body, list):
+            if not body or len(body) > 1000:
+                return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32600, "message": "a batch holds 1 to 1000 requests"}})
+            if any(self._needs_admin(r) for r in body) and not self._authorized(request):
+                return web.json_response({"error": "unauthorized"}, status=401)
+            return web.json_response([self._rpc_one(r) for r in body])
+        if self._needs_admin(body) and not self._authorized(request):
+            return web.json_response({"jsonrpc": "2.0", "id": body.get("id"), "error": {
+                "code": -32600, "message": "admin method: Authorization: Bearer <cookie> required"}},
+                status=401)
+        return web.json_response(self._rpc_one(body))
+
+    @staticmethod
+    def _needs_admin(request) -> bool:
+        return isinstance(request, dict) and request.get("method") in rpc.ADMIN
+
+    def _authorized(self, request: web.Request) -> bool:
+        supplied = request.headers.get("Authorization", "")
+        return secrets.compare_digest(supplied.encode(), f"Bearer {self.token}".encode())
+
+    def _rpc_one(self, request) -> dict:
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return {"jsonrpc": "2.0", "id": None,
+                    "error": {"code": -32600, "message": "invalid request: need an object with a method"}}
+        reply = {"jsonrpc": "2.0", "id": request.get("id")}
+        try:
+            reply["result"] = rpc.call(self.node, request["method"], request.get("params"))
+        except rpc.RpcError as error:
+            reply["error"] = error.to_json()
+        except Exception as error:  # a bug must not kill the server: report it
+            log.exception("RPC %s failed", request["method"])
+            reply["error"] = {"code": -32603, "message": f"internal error: {error}"}
+        return reply
+
+    async def _events(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        queue = self.events.subscribe()
+        self._sockets.add(ws)
+
+        async def drain_incoming():
+            async for _ in ws:
+                pass
+        reader = asyncio.get_running_loop().create_task(drain_incoming())
+        try:
+            while not reader.done():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                event = getter.result()
+                if event is None:
+                    break
+                await ws.send_str(json.dumps(event))
+        except (ConnectionError, aiohttp.ClientError):
+            pass
+        finally:
+            self.events.unsubscribe(queue)
+            reader.cancel()
+            await ws.close()
+            self._sockets.discard(ws)
+        return ws
