@@ -1,0 +1,91 @@
+"""Helpers for tests that run real nodes: aiohttp servers on 127.0.0.1 with
+ephemeral ports, all in this process, waited on by condition, never by sleep.
+
+    async def scenario(tmp_path):
+        async with Network(tmp_path, 3, topology="line") as net:
+            a, b, c = net.nodes          # NodeServer objects; .node is the Node
+            net.call(a, "generatetoaddress", 5, address("alice"))
+            await wait_for(lambda: c.node.chain.height == 5)
+
+    def test_it(tmp_path):
+        run(scenario(tmp_path))
+"""
+
+import asyncio
+import time
+
+from chain.address import encode_address
+from chain.params import REGTEST, Network as Params
+from node import rpc
+from node.server import NodeServer
+
+from .helpers import owner
+
+
+def run(coroutine, timeout: float = 120):
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def address(name) -> str:
+    return encode_address(owner(name))
+
+
+async def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition()`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def start_node(datadir, peers=(), net: Params = REGTEST, **kwargs) -> NodeServer:
+    server = NodeServer(net, datadir, port=0, peers=list(peers), **kwargs)
+    await server.start()
+    return server
+
+
+class Network:
+    """N nodes in ``tmp_path/node<i>``, connected as a ``line`` (each dials the
+    previous one), a ``star`` (all dial node 0) or not at all (``none``)."""
+
+    def __init__(self, tmp_path, count: int, topology: str = "line", net: Params = REGTEST, **kwargs):
+        self.tmp_path = tmp_path
+        self.count = count
+        self.topology = topology
+        self.net = net
+        self.kwargs = kwargs
+        self.nodes: list[NodeServer] = []
+
+    async def __aenter__(self) -> "Network":
+        for i in range(self.count):
+            peers = []
+            if i and self.topology == "line":
+                peers = [self.nodes[i - 1].node.listen]
+            elif i and self.topology == "star":
+                peers = [self.nodes[0].node.listen]
+            self.nodes.append(await start_node(self.tmp_path / f"node{i}", peers, self.net, **self.kwargs))
+        if self.topology != "none":
+            await self.wait_connected()
+        return self
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        def links() -> int:
+            return sum(1 for s in self.nodes for p in s.node.peers.values() if p.handshake_done)
+        want = 2 * (self.count - 1)
+        await wait_for(lambda: links() >= want, timeout, f"{want} peer links")
+
+    async def __aexit__(self, *exc) -> None:
+        for server in self.nodes:
+            if server.node is not None and not server.stopped.is_set():
+                await server.stop()
+                server.stopped.set()
+
+    @staticmethod
+    def call(server: NodeServer, method: str, *params):
+        """An RPC call straight into the node's method table (raises rpc.RpcError)."""
+        return rpc.call(server.node, method, list(params))
+
+    async def wait_synced(self, timeout: float = 20.0) -> None:
+        await wait_for(lambda: len({s.node.chain.tip.hash for s in self.nodes}) == 1,
+                       timeout, "all nodes on the same tip")
