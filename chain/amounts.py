@@ -6,6 +6,7 @@ million TOY), Bitcoin's numbers. ``format_toy`` shows units to people;
 construction: ``"0.1"`` is exactly 10,000,000 units.
 """
 
+import decimal
 from decimal import Decimal, InvalidOperation
 
 COIN = 100_000_000
@@ -32,7 +33,8 @@ def parse_toy(text: str) -> int:
         raise ValueError(f"amount {text!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"amount {text!r} is not a finite number")
-    units = value * COIN
-    if units != units.to_integral_value():
+    if value.copy_abs() > MAX_MONEY // COIN:
+        raise ValueError(f"amount {text!r} is more than the 21,000,000 TOY that can exist")
+    if value.as_tuple().exponent < -8 and value != value.quantize(Decimal("1e-8"), rounding=decimal.ROUND_DOWN):
         raise ValueError(f"amount {text!r} has more than 8 decimals")
-    return int(units)
+    return int(value.scaleb(8))

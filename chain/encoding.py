@@ -9,12 +9,14 @@ never anything else, whatever bytes they are fed.
 """
 
 import hashlib
+import string
 import struct
 
 from .errors import bad_encoding
 
 MAX_COUNT = 1_000_000
 
+_HEX_DIGITS = frozenset(string.hexdigits)
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
@@ -57,10 +59,9 @@ def from_hex(text: object, what: str = "data") -> bytes:
     """Hex (either case) to bytes; anything else is ``bad-encoding``."""
     if not isinstance(text, str):
         raise bad_encoding(f"{what} must be a hex string")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise bad_encoding(f"{what} is not valid hex") from None
+    if len(text) % 2 or not all(c in _HEX_DIGITS for c in text):
+        raise bad_encoding(f"{what} is not valid hex (an even number of 0-9a-f digits, nothing else)")
+    return bytes.fromhex(text)
 
 
 class Reader:

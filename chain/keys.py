@@ -70,7 +70,7 @@ def signature_in_range(signature: bytes) -> bool:
 
 def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
     """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for ``pubkey``?"""
-    if not signature_in_range(signature):
+    if not signature_in_range(signature) or not is_valid_pubkey(pubkey):
         return False
     try:
         der = cdata_to_der(deserialize_compact(signature))

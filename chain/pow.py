@@ -21,7 +21,8 @@ def compact_to_target(bits: int) -> tuple[int, bool, bool]:
     size = bits >> 24
     word = bits & 0x007FFFFF
     if size <= 3:
-        target = word >> (8 * (3 - size))
+        word >>= 8 * (3 - size)
+        target = word
     else:
         target = word << (8 * (size - 3))
     negative = word != 0 and bits & 0x00800000 != 0
