@@ -329,6 +329,10 @@ class ChainState:
         outcome = BlockOutcome("connected", None, connected, disconnected)
         if hash_ in failures:
             outcome.status, outcome.error = "invalid", failures[hash_]
+        elif entry.failed:
+            outcome.status = "invalid"
+            outcome.error = RuleError(entry.reason, f"block {hash_.hex()} builds on a block that "
+                                                    f"was found invalid while connecting its branch")
         return outcome
 
     def _add_orphan(self, block: Block) -> None:

@@ -6,9 +6,12 @@ regtest difficulty that takes about two tries. ``sign_tx`` fills in every
 input's signature over its sighash (PROTOCOL.md section 3).
 """
 
+import hashlib
+from dataclasses import replace
+
 from .block import Block, Header, merkle_root
 from .keys import sign
-from .pow import compact_to_target, hash_meets_target
+from .pow import compact_to_target
 from .tx import Tx, TxIn, TxOut, coinbase_tx
 
 
@@ -22,14 +25,17 @@ def sign_tx(tx: Tx, secrets: list[bytes], spent: list[TxOut], magic: bytes) -> T
 
 
 def solve(header: Header, max_tries: int | None = None) -> Header | None:
-    """The header with the first nonce (from its own) whose hash meets its bits."""
+    """The header with the first nonce (from its own) whose hash meets its bits.
+    Only the last 8 bytes (the nonce) change, so the SHA-256 state of the
+    first 80 is computed once and copied for each try."""
     target = compact_to_target(header.bits)[0]
-    nonce = header.nonce
-    while max_tries is None or nonce - header.nonce < max_tries:
-        candidate = Header(header.version, header.prev_hash, header.merkle_root,
-                           header.time, header.bits, nonce)
-        if hash_meets_target(candidate.hash, target):
-            return candidate
+    prefix = hashlib.sha256(header.raw[:-8])
+    nonce, end = header.nonce, (None if max_tries is None else header.nonce + max_tries)
+    while (end is None or nonce < end) and nonce < 2 ** 64:
+        inner = prefix.copy()
+        inner.update(nonce.to_bytes(8, "little"))
+        if int.from_bytes(hashlib.sha256(inner.digest()).digest(), "big") <= target:
+            return replace(header, nonce=nonce)
         nonce += 1
     return None
 

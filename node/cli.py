@@ -15,6 +15,9 @@ import click
 from chain.address import AddressError, decode_address
 from chain.params import NETWORKS
 
+from wallet.cli import wallet
+
+from .devnet import devnet
 from .rpc_client import RpcClientError, rpc_call
 
 
@@ -91,3 +94,7 @@ def rpc(url, datadir, method, args):
     except RpcClientError as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(result, indent=2))
+
+
+main.add_command(wallet)
+main.add_command(devnet)

@@ -21,7 +21,7 @@ from .node import Node
 
 log = logging.getLogger("toychain")
 COINBASE_ROOM = 1_000
-CHUNK = 20_000
+CHUNK = 100_000
 
 
 def block_template(node: Node, owner: bytes, now: float) -> Block:

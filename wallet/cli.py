@@ -1,0 +1,226 @@
+"""``toychain wallet``: create keys, see balances, send coins.
+
+Every command takes ``--json`` for scripts and prints tables (rich) for
+people. Every failure (wrong password, mistyped address, bad amount,
+insufficient funds, node down, node refusal) prints one clear sentence and
+exits non-zero, with the keystore unchanged.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from chain.address import AddressError, decode_address
+from chain.amounts import format_toy, parse_toy
+from chain.keys import DEMO_ACCOUNTS
+from node.rpc_client import RpcClientError
+
+from . import keystore as ks
+from .builder import InsufficientFunds, build_payment
+from .client import NodeClient, spendable
+
+DEFAULT_WALLET = Path.home() / ".toychain" / "wallet.json"
+DEFAULT_NODE = "http://127.0.0.1:8331"
+MAX_FEE_RATE = 1_000_000
+
+
+class Context:
+    def __init__(self, wallet: Path, node: str, as_json: bool):
+        self.path = wallet
+        self.node = NodeClient(node)
+        self.as_json = as_json
+        self.console = Console()
+
+    def password(self, confirm: bool = False) -> str:
+        env = os.environ.get("TOYCHAIN_WALLET_PASSWORD")
+        if env is not None:
+            return env
+        return click.prompt("Wallet password", hide_input=True, confirmation_prompt=confirm)
+
+    def open(self) -> tuple[ks.Keystore, str]:
+        password = self.password()
+        return ks.load(self.path, password), password
+
+    def emit(self, data, table: Table | str | None = None) -> None:
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2))
+        elif table is not None:
+            self.console.print(table)
+
+
+def fail_cleanly(function):
+    """Turn every expected failure into one sentence and exit status 1."""
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (ks.KeystoreError, InsufficientFunds, AddressError) as error:
+            raise click.ClickException(str(error)) from None
+        except RpcClientError as error:
+            if error.reject_reason:
+                raise click.ClickException(f"the node refused the transaction: {error}") from None
+            raise click.ClickException(str(error)) from None
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+@click.group()
+@click.option("--wallet", type=click.Path(dir_okay=False, path_type=Path),
+              default=lambda: os.environ.get("TOYCHAIN_WALLET", str(DEFAULT_WALLET)),
+              show_default="~/.toychain/wallet.json or $TOYCHAIN_WALLET", help="Keystore file.")
+@click.option("--node", default=lambda: os.environ.get("TOYCHAIN_NODE", DEFAULT_NODE),
+              show_default="$TOYCHAIN_NODE or " + DEFAULT_NODE, help="Node RPC URL.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def wallet(ctx, wallet, node, as_json):
+    """Keys, balances and payments. The node never sees a private key."""
+    ctx.obj = Context(Path(wallet), node, as_json)
+
+
+@wallet.command()
+@click.pass_obj
+@fail_cleanly
+def create(obj: Context):
+    """Create an encrypted wallet with one new address."""
+    if obj.path.exists():
+        raise click.ClickException(f"{obj.path} already exists; refusing to overwrite it")
+    store = ks.Keystore()
+    key = store.new_key("address 1")
+    ks.save(store, obj.path, obj.password(confirm=True))
+    obj.emit({"wallet": str(obj.path), "address": key.address},
+             f"Created {obj.path} (mode 0600). Your first address: {key.address}")
+
+
+@wallet.command("import-demo")
+@click.argument("name", type=click.Choice(DEMO_ACCOUNTS))
+@click.pass_obj
+@fail_cleanly
+def import_demo(obj: Context, name):
+    """Add a well-known demo account's key (for teaching only: everyone has it)."""
+    store, password = obj.open()
+    key = store.import_demo(name)
+    ks.save(store, obj.path, password)
+    obj.emit({"name": name, "address": key.address}, f"Imported demo account {name}: {key.address}")
+
+
+@wallet.command("new-address")
+@click.option("--label", default="", help="A note for yourself.")
+@click.pass_obj
+@fail_cleanly
+def new_address(obj: Context, label):
+    """Make a fresh receiving address."""
+    store, password = obj.open()
+    key = store.new_key(label)
+    ks.save(store, obj.path, password)
+    obj.emit({"address": key.address, "label": key.label}, key.address)
+
+
+@wallet.command()
+@click.pass_obj
+@fail_cleanly
+def addresses(obj: Context):
+    """List the wallet's addresses."""
+    store, _ = obj.open()
+    rows = [{"address": k.address, "label": k.label} for k in store.keys]
+    table = Table("address", "label")
+    for row in rows:
+        table.add_row(row["address"], row["label"])
+    obj.emit(rows, table)
+
+
+def _balances(obj: Context, store: ks.Keystore) -> dict:
+    coins = obj.node.coins([k.address for k in store.keys])
+    confirmed = sum(c["amount"] for c in coins if c["confirmations"] > 0 and c["mature"])
+    unconfirmed = sum(c["amount"] for c in coins if c["confirmations"] == 0)
+    immature = sum(c["amount"] for c in coins if not c["mature"])
+    return {"confirmed": confirmed, "unconfirmed": unconfirmed, "immature": immature,
+            "total": confirmed + unconfirmed + immature}
+
+
+@wallet.command()
+@click.pass_obj
+@fail_cleanly
+def balance(obj: Context):
+    """Confirmed, unconfirmed and immature balance: sums of coins, never negative."""
+    store, _ = obj.open()
+    totals = _balances(obj, store)
+    table = Table("", "TOY", title="Balance (the sum of the coins you can unlock)")
+    for name in ("confirmed", "unconfirmed", "immature", "total"):
+        table.add_row(name, format_toy(totals[name]))
+    obj.emit(totals, table)
+
+
+def _amount(text: str) -> int:
+    try:
+        units = parse_toy(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="AMOUNT") from None
+    if units <= 0:
+        raise click.BadParameter(f"amount {text!r} must be more than zero", param_hint="AMOUNT")
+    return units
+
+
+@wallet.command()
+@click.argument("address")
+@click.argument("amount")
+@click.option("--fee-rate", type=click.IntRange(1, MAX_FEE_RATE), default=1, show_default=True,
+              metavar="UNITS_PER_BYTE", help="Fee in base units per byte.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@fail_cleanly
+def send(obj: Context, address, amount, fee_rate, yes):
+    """Pay AMOUNT TOY (e.g. 1.5) to ADDRESS."""
+    to_owner = decode_address(address)
+    units = _amount(amount)
+    store, password = obj.open()
+    net = obj.node.network()
+    usable, immature = spendable(obj.node.coins([k.address for k in store.keys]))
+    change_key = store.new_key("change")
+    payment = build_payment(store, usable, to_owner, units, fee_rate, change_key.owner, net.magic,
+                            immature)
+    summary = (f"Pay {format_toy(payment.amount)} to {address}, fee {format_toy(payment.fee)}, "
+               f"change {format_toy(payment.change)}")
+    if not yes and not obj.as_json:
+        click.confirm(summary + ". Send?", abort=True)
+    original = obj.path.read_bytes()
+    if payment.change:
+        ks.save(store, obj.path, password)  # keep the change key before any coin goes to it
+    try:
+        txid = obj.node.send(payment.tx)
+    except RpcClientError:
+        ks.restore(obj.path, original)  # refused: leave the wallet exactly as it was
+        raise
+    obj.emit({"txid": txid, "amount": payment.amount, "fee": payment.fee, "change": payment.change,
+              "to": address}, f"{summary}.\nSent: txid {txid}")
+
+
+@wallet.command()
+@click.pass_obj
+@fail_cleanly
+def history(obj: Context):
+    """Every transaction touching the wallet, oldest first, pending last."""
+    store, _ = obj.open()
+    rows = obj.node.history([k.address for k in store.keys])
+    table = Table("txid", "height", "change")
+    for row in rows:
+        table.add_row(row["txid"], "pending" if row["height"] is None else str(row["height"]),
+                      format_toy(row["delta"]))
+    obj.emit(rows, table)
+
+
+@wallet.command()
+@click.pass_obj
+@fail_cleanly
+def utxos(obj: Context):
+    """The coins the wallet holds (what a balance is made of)."""
+    store, _ = obj.open()
+    rows = obj.node.coins([k.address for k in store.keys])
+    table = Table("txid:index", "amount", "address", "confirmations", "mature")
+    for row in rows:
+        table.add_row(f"{row['txid'][:16]}...:{row['index']}", format_toy(row["amount"]),
+                      row["address"], str(row["confirmations"]), "yes" if row["mature"] else "no")
+    obj.emit(rows, table)
