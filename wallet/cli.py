@@ -150,7 +150,7 @@ def balance(obj: Context):
     totals = _balances(obj, store)
     table = Table("", "TOY", title="Balance (the sum of the coins you can unlock)")
     for name in ("confirmed", "unconfirmed", "immature", "total"):
-        table.add_row(name, format_toy(totals[name]))
+        table.add_row(name, format_toy(totals[name]).removesuffix(" TOY"))
     obj.emit(totals, table)
 
 
@@ -164,7 +164,7 @@ def _amount(text: str) -> int:
     return units
 
 
-@wallet.command()
+@wallet.command(context_settings={"ignore_unknown_options": True})  # so "-1" is an AMOUNT
 @click.argument("address")
 @click.argument("amount")
 @click.option("--fee-rate", type=click.IntRange(1, MAX_FEE_RATE), default=1, show_default=True,
