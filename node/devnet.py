@@ -42,14 +42,14 @@ def demo_address(name: str) -> str:
     return encode_address(owner_of(public_key(demo_private_key(name))))
 
 
-def _layout(directory: Path, count: int) -> list[dict]:
+def _layout(directory: Path, count: int, first_port: int) -> list[dict]:
     config = directory / "devnet.json"
     if config.exists():
         nodes = json.loads(config.read_text())["nodes"]
         if len(nodes) != count:
             click.echo(f"{directory} holds a devnet of {len(nodes)} nodes; resuming it as it is", err=True)
         return nodes
-    nodes = [{"name": f"node{i + 1}", "port": FIRST_PORT + i,
+    nodes = [{"name": f"node{i + 1}", "port": first_port + i,
               "datadir": str(directory / f"node{i + 1}"),
               "miner": DEMO_ACCOUNTS[i % (len(DEMO_ACCOUNTS) - 1)]}  # mallory never mines
              for i in range(count)]
@@ -158,10 +158,12 @@ def devnet():
 @click.option("--nodes", "count", type=click.IntRange(1, 25), default=3, show_default=True)
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("devnet"), show_default=True)
-def up(count, directory):
+@click.option("--port", "first_port", type=click.IntRange(1024, 65000), default=FIRST_PORT,
+              show_default=True, help="Port of node 1; node N gets PORT + N - 1 (new devnets only).")
+def up(count, directory, first_port):
     """Start (or resume) the devnet and run until Ctrl-C."""
     console = Console()
-    nodes = _layout(directory, count)
+    nodes = _layout(directory, count, first_port)
     _write_demo_wallets(directory)
     children = []
     signal.signal(signal.SIGTERM, _interrupt)
