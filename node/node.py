@@ -394,25 +394,27 @@ class Node:
         self._schedule_downloads()
 
     def _schedule_downloads(self) -> None:
-        if not self.wanted_blocks:
-            return
-        for hash_ in [h for h in self.wanted_blocks if self._have_block(h)]:
-            del self.wanted_blocks[hash_]
+        """Ask each peer for wanted bodies it can serve, lowest heights first,
+        keeping at most MAX_BLOCKS_IN_FLIGHT requests open per peer. Only the
+        front of ``wanted_blocks`` is walked: bodies leave it as they arrive."""
         peers = sorted((p for p in self.peers.values() if p.handshake_done),
                        key=lambda p: len(p.blocks_in_flight))
         now = self.clock()
         for peer in peers:
             room = MAX_BLOCKS_IN_FLIGHT - len(peer.blocks_in_flight)
-            ask = []
+            ask, done = [], []
             for hash_, height in self.wanted_blocks.items():
                 if room <= 0 or height > peer.height:
                     break
-                if hash_ in self.requested:
-                    continue
-                self.requested[hash_] = peer.id
-                peer.blocks_in_flight[hash_] = now
-                ask.append(("block", hash_))
-                room -= 1
+                if self._have_block(hash_):
+                    done.append(hash_)
+                elif hash_ not in self.requested:
+                    self.requested[hash_] = peer.id
+                    peer.blocks_in_flight[hash_] = now
+                    ask.append(("block", hash_))
+                    room -= 1
+            for hash_ in done:
+                del self.wanted_blocks[hash_]
             if ask:
                 peer.send(m.inv(ask, "getdata"))
 
