@@ -99,13 +99,14 @@ class Mempool:
         return entry.tx if entry else None
 
     # -- acceptance ------------------------------------------------------------------------
-    def accept(self, tx: Tx) -> tuple[int, list[Tx]]:
-        """Add ``tx`` or raise RuleError. Returns (fee, txs evicted to make room)."""
+    def accept(self, tx: Tx, time: float | None = None) -> tuple[int, list[Tx]]:
+        """Add ``tx`` or raise RuleError. Returns (fee, txs evicted to make room).
+        ``time`` keeps the original arrival time of a tx put back after a reorg."""
         fee, parents, evict = self.check(tx)
-        evicted = [self.entries[t].tx for t in evict if t in self.entries]
+        evicted: list[Tx] = []
         for victim in evict:
-            self._remove_with_descendants(victim, [])
-        self._add(Entry(tx, fee, self.clock(), parents))
+            self._remove_with_descendants(victim, evicted)
+        self._add(Entry(tx, fee, self.clock() if time is None else time, parents))
         return fee, evicted
 
     def check(self, tx: Tx) -> tuple[int, set[bytes], list[bytes]]:
@@ -135,7 +136,7 @@ class Mempool:
                             f"bytes = {format_toy(self.min_fee_rate * tx.size)}")
         parents = {txin.prev_txid for txin in tx.inputs if txin.prev_txid in self.entries}
         self._check_chain_limit(txid, parents)
-        evict = self._room_for(fee, tx.size)
+        evict = self._room_for(fee, tx.size, self._ancestors(parents))
         check_authorizations(tx, spent, net.magic)
         return fee, parents, evict
 
@@ -169,9 +170,10 @@ class Mempool:
                                 f"unconfirmed tx {ancestor.hex()} would have {family - 1} "
                                 f"descendants; a chain holds at most {MAX_CHAIN} txs")
 
-    def _room_for(self, fee: int, size: int) -> list[bytes]:
-        """Txids to evict (lowest fee rate first) so ``size`` more bytes fit,
-        or ``mempool-full`` if that would evict a rate at least as high."""
+    def _room_for(self, fee: int, size: int, keep: set[bytes]) -> list[bytes]:
+        """Txids to evict (lowest fee rate first, never one in ``keep``: the new
+        tx's own ancestors) so ``size`` more bytes fit, or ``mempool-full`` if
+        that would evict a rate at least as high."""
         if self.bytes + size <= self.max_bytes:
             return []
         plan, freed = [], 0
@@ -180,6 +182,8 @@ class Mempool:
                 break
             if not entry.rate_below(fee, size):
                 break
+            if entry.tx.txid in keep:
+                continue
             family = {entry.tx.txid} | self._descendants(entry.tx.txid)
             new = family - set(plan)
             plan += list(new)
@@ -243,23 +247,37 @@ class Mempool:
         return removed
 
     def _rebuild(self, connected: list[Block], disconnected: list[Block]) -> list[tuple[Tx, str]]:
+        """After a reorg: the disconnected blocks' txs first (oldest block first,
+        never coinbases), then the previous mempool in arrival order, each
+        checked afresh against the new tip."""
         confirmed = {tx.txid for block in connected for tx in block.txs}
-        previous = [e.tx for e in sorted(self.entries.values(), key=lambda e: e.time)]
-        was_pooled = {tx.txid for tx in previous}
+        spent_by_blocks = {txin.outpoint for block in connected for tx in block.txs
+                           for txin in tx.inputs}
+        previous = sorted(self.entries.values(), key=lambda e: e.time)
         returning = [tx for block in reversed(disconnected) for tx in block.txs[1:]
                      if tx.txid not in confirmed]
+        now = self.clock()
         self.entries.clear()
         self.spends.clear()
         self.bytes = 0
-        removed = []
-        for tx in returning + previous:
+        removed: list[tuple[Tx, str]] = []
+        refused: dict[bytes, str] = {}  # txid -> why; a descendant inherits its parent's reason
+        for tx, time, was_pooled in ([(tx, now, False) for tx in returning]
+                                     + [(e.tx, e.time, True) for e in previous]):
             try:
-                self.accept(tx)
+                _, evicted = self.accept(tx, time)
+                removed += [(t, "size") for t in evicted]
             except RuleError:
+                inherited = [refused[i.prev_txid] for i in tx.inputs if i.prev_txid in refused]
                 if tx.txid in confirmed:
-                    removed.append((tx, "block"))
-                elif tx.txid in was_pooled:
-                    removed.append((tx, "reorg"))
+                    reason = "block"
+                elif any(txin.outpoint in spent_by_blocks for txin in tx.inputs):
+                    reason = "conflict"
+                else:
+                    reason = inherited[0] if inherited else "reorg"
+                refused[tx.txid] = reason
+                if was_pooled:
+                    removed.append((tx, reason))
         return removed
 
     def expire(self, now: float) -> list[tuple[Tx, str]]:

@@ -155,7 +155,7 @@ def getrawtransaction(node: Node, txid) -> dict:
     txid_b = _hash(txid, "txid")
     tx = node.mempool.get(txid_b)
     if tx is not None:
-        return {"hex": tx.raw.hex(), "txid": txid, "blockhash": None, "confirmations": 0}
+        return {"hex": tx.raw.hex(), "txid": tx.txid.hex(), "blockhash": None, "confirmations": 0}
     found = node.chain.find_tx(txid_b)
     if found is None:
         raise RpcError(-5, f"no transaction {txid} in the chain or the mempool")
@@ -170,11 +170,12 @@ def decoderawtransaction(node: Node, hexstring) -> dict:
 
 def sendrawtransaction(node: Node, hexstring) -> str:
     tx = _decode(Tx.decode, hexstring)
+    if tx.txid in node.mempool:
+        return tx.txid.hex()  # already accepted: not a rejection (Core does the same)
     try:
         node.accept_tx(tx, "rpc")
     except RuleError as error:
-        if error.code != "txn-already-in-mempool":
-            raise rejected(error) from None
+        raise rejected(error) from None
     return tx.txid.hex()
 
 
