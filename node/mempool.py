@@ -268,7 +268,8 @@ class Mempool:
                 _, evicted = self.accept(tx, time)
                 removed += [(t, "size") for t in evicted]
             except RuleError:
-                inherited = [refused[i.prev_txid] for i in tx.inputs if i.prev_txid in refused]
+                inherited = [refused[i.prev_txid] for i in tx.inputs
+                             if refused.get(i.prev_txid, "block") != "block"]
                 if tx.txid in confirmed:
                     reason = "block"
                 elif any(txin.outpoint in spent_by_blocks for txin in tx.inputs):
