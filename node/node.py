@@ -50,6 +50,7 @@ MAX_KNOWN_ADDRS = 1000
 MAX_RECENT_REJECTS = 100
 MAX_OUTBOUND = 8
 TX_REQUEST_SECONDS = 30.0
+MAX_REJECTED_TXIDS = 50_000
 USER_AGENT = "/toychain:0.1.0/"
 # Block rejections that may not be the sender's fault (PROTOCOL.md section 7).
 NOT_PUNISHED_BLOCK_CODES = {"bad-txnmrklroot", "bad-txns-duplicate", "time-too-new",
@@ -74,6 +75,7 @@ class Node:
         self.wanted_blocks: OrderedDict[bytes, int] = OrderedDict()  # hash -> height
         self.requested: dict[bytes, int] = {}  # block hash -> peer id
         self.tx_requests: dict[bytes, float] = {}
+        self.rejected_txids: set[bytes] = set()  # not fetched again until the tip moves
         self.dial = None          # set by the shell: dial(addr) opens an outbound connection
         self.schedule_flush = None  # set by the shell: run flush_announcements soon
         self.request_stop = None  # set by the shell: begin a clean shutdown
@@ -275,7 +277,7 @@ class Node:
             peer.mark_known(kind, hash_)
             if kind == "tx":
                 if (hash_ in self.mempool or hash_ in self.mempool.orphans
-                        or hash_ in self.tx_requests):
+                        or hash_ in self.tx_requests or hash_ in self.rejected_txids):
                     continue
                 self.tx_requests[hash_] = now
                 want.append((kind, hash_))
@@ -320,7 +322,11 @@ class Node:
         try:
             self.accept_tx(tx, peer.ban_key, relay_skip=peer)
         except RuleError as error:
-            if error.code == "bad-txns-inputs-missingorspent":
+            if error.code != "bad-txns-inputs-missingorspent":
+                if len(self.rejected_txids) >= MAX_REJECTED_TXIDS:
+                    self.rejected_txids.clear()
+                self.rejected_txids.add(tx.txid)
+            else:
                 self.mempool.add_orphan(tx, peer.ban_key)
                 parents = [("tx", txin.prev_txid) for txin in tx.inputs
                            if txin.prev_txid not in self.mempool and txin.prev_txid not in self.tx_requests
@@ -337,7 +343,8 @@ class Node:
         try:
             fee, evicted = self.mempool.accept(tx)
         except RuleError as error:
-            self._record_reject("tx", tx.txid, error, source)
+            if not (relay_skip is not None and error.code == "bad-txns-inputs-missingorspent"):
+                self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
             raise
         log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
         self.events.publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
@@ -458,6 +465,7 @@ class Node:
                                 miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
                                 source=source)
         if outcome.connected or outcome.disconnected:
+            self.rejected_txids.clear()  # what was invalid may be valid on the new tip
             removed = self.mempool.update_for_chain(outcome.connected, outcome.disconnected)
             self._after_mempool_removal(removed)
             for new in outcome.connected:

@@ -38,6 +38,9 @@ from .node import Node
 log = logging.getLogger("toychain")
 
 SEND_QUEUE_LIMIT = 10_000
+# aiohttp refuses frames of *at least* max_msg_size bytes; the protocol closes
+# only frames *over* 4 MiB, so a frame of exactly 4 MiB must get through.
+WS_MAX_MSG_SIZE = MAX_FRAME_BYTES + 1
 MAX_RPC_BODY = 8 * 1024 * 1024
 TICK_SECONDS = 2.0
 MAX_BACKOFF = 30.0
@@ -168,7 +171,7 @@ class NodeServer:
         while True:
             if not self.node.is_banned(addr) and addr not in self.node.connected_keys():
                 try:
-                    ws = await self.session.ws_connect(f"http://{addr}/p2p", max_msg_size=MAX_FRAME_BYTES,
+                    ws = await self.session.ws_connect(f"http://{addr}/p2p", max_msg_size=WS_MAX_MSG_SIZE,
                                                        timeout=aiohttp.ClientWSTimeout(ws_close=5))
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
                     log.debug("dial %s failed: %s", addr, error)
@@ -181,7 +184,7 @@ class NodeServer:
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _p2p_inbound(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
+        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_SIZE)
         await ws.prepare(request)
         host, port = request.transport.get_extra_info("peername")[:2]
         await self._serve_peer(ws, f"{host}:{port}", inbound=True)
