@@ -125,6 +125,8 @@ class ChainState:
             if status & HAVE_DATA and not entry.failed:
                 self._link(entry)
         self.active = [self.index[h] for h in self.store.active_hashes()]
+        if not self.active:  # the first start stopped before genesis was connected
+            self._connect_genesis()
         self._prune_candidates()
         self._activate_best_chain()  # resumes an interrupted reorg, if any
 
@@ -134,10 +136,14 @@ class ChainState:
         self.index[entry.hash] = entry
         self.store.put_index_entry(entry.hash, genesis.header.raw, 0)
         self._store_body(entry, genesis)
+        self._connect_genesis()
+
+    def _connect_genesis(self) -> None:
+        genesis = self.net.genesis
         view = CoinCache(EmptyView())
         spent, _ = connect_block(genesis, 0, view, self.net, self.verifier)
         self.store.apply_block(genesis, 0, True, view.changes(), spent, encode_undo(spent))
-        self.active.append(entry)
+        self.active.append(self.index[genesis.hash])
 
     def close(self) -> None:
         self.store.close()
