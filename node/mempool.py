@@ -135,31 +135,29 @@ class Mempool:
                             f"fee {format_toy(fee)} < {self.min_fee_rate} units/byte x {tx.size} "
                             f"bytes = {format_toy(self.min_fee_rate * tx.size)}")
         parents = {txin.prev_txid for txin in tx.inputs if txin.prev_txid in self.entries}
-        self._check_chain_limit(txid, parents)
-        evict = self._room_for(fee, tx.size, self._ancestors(parents))
+        ancestors = self._ancestors(parents)
+        self._check_chain_limit(ancestors)
+        evict = self._room_for(fee, tx.size, ancestors)
         check_authorizations(tx, spent, net.magic)
         return fee, parents, evict
 
-    def _ancestors(self, parents: set[bytes]) -> set[bytes]:
-        seen, todo = set(), list(parents)
+    def _reachable(self, start, edge: str) -> set[bytes]:
+        """Txids reachable from ``start`` along ``edge`` ("parents" or "children")."""
+        seen, todo = set(), list(start)
         while todo:
             txid = todo.pop()
             if txid not in seen:
                 seen.add(txid)
-                todo += self.entries[txid].parents
+                todo += getattr(self.entries[txid], edge)
         return seen
+
+    def _ancestors(self, parents: set[bytes]) -> set[bytes]:
+        return self._reachable(parents, "parents")
 
     def _descendants(self, txid: bytes) -> set[bytes]:
-        seen, todo = set(), list(self.entries[txid].children)
-        while todo:
-            child = todo.pop()
-            if child not in seen:
-                seen.add(child)
-                todo += self.entries[child].children
-        return seen
+        return self._reachable(self.entries[txid].children, "children")
 
-    def _check_chain_limit(self, txid: bytes, parents: set[bytes]) -> None:
-        ancestors = self._ancestors(parents)
+    def _check_chain_limit(self, ancestors: set[bytes]) -> None:
         if len(ancestors) + 1 > MAX_CHAIN:
             raise RuleError("too-long-mempool-chain",
                             f"{len(ancestors)} unconfirmed ancestors + this tx > {MAX_CHAIN}")
