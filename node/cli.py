@@ -15,6 +15,7 @@ import click
 from chain.address import AddressError, decode_address
 from chain.params import NETWORKS
 
+from demos.cli import demo
 from wallet.cli import wallet
 
 from .devnet import devnet
@@ -98,3 +99,4 @@ def rpc(url, datadir, method, args):
 
 main.add_command(wallet)
 main.add_command(devnet)
+main.add_command(demo)
