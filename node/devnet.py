@@ -10,6 +10,10 @@ chains, and ``status`` knows where to look. Every demo account also gets a
 wallet file ``DIR/wallets/NAME.json`` (password ``demo``: these keys are
 public, never use them for anything real).
 
+``up`` also serves the live dashboard (``node/dashboard_server.py``) on the
+port of node 1 + 100 and prints its URL with the node table; it opens no
+browser.
+
 Ctrl-C (or SIGTERM) stops every child with SIGTERM, which each node handles
 as a clean shutdown; a child that does not stop in 15 s is killed.
 """
@@ -31,10 +35,12 @@ from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.params import DEVNET
 from wallet import keystore as ks
 
+from .dashboard_server import DashboardServer
 from .rpc_client import RpcClientError, rpc_call
 
 DEMO_PASSWORD = "demo"
 FIRST_PORT = DEVNET.default_port
+DASHBOARD_OFFSET = 100  # the dashboard's default port: node 1's port + 100
 READY_SECONDS = 60
 
 
@@ -160,19 +166,36 @@ def devnet():
               default=Path("devnet"), show_default=True)
 @click.option("--port", "first_port", type=click.IntRange(1024, 65000), default=FIRST_PORT,
               show_default=True, help="Port of node 1; node N gets PORT + N - 1 (new devnets only).")
-def up(count, directory, first_port):
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None,
+              help=f"Port of the live dashboard page (default: node 1's port + {DASHBOARD_OFFSET}; "
+                   "0 = any free).")
+@click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard page.")
+def up(count, directory, first_port, dashboard_port, no_dashboard):
     """Start (or resume) the devnet and run until Ctrl-C."""
     console = Console()
     nodes = _layout(directory, count, first_port)
     _write_demo_wallets(directory)
     children = []
+    dashboard = None
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         for i, node in enumerate(nodes):
             children.append(_start(node, nodes[:i]))
         _wait_ready(nodes, children)
+        if not no_dashboard:
+            port = nodes[0]["port"] + DASHBOARD_OFFSET if dashboard_port is None else dashboard_port
+            watched = [{"name": n["name"], "url": _url(n), "miner": n["miner"]} for n in nodes]
+            dashboard = DashboardServer(watched, port=port)
+            try:
+                dashboard.start()
+            except OSError as error:
+                console.print(f"[yellow]No dashboard: cannot listen on port {port} ({error.strerror}); "
+                              f"choose another with --dashboard-port[/yellow]")
+                dashboard = None
         for table in _tables(nodes, directory):
             console.print(table)
+        if dashboard is not None:
+            console.print(f"Dashboard (open it in a browser): {dashboard.url}", soft_wrap=True)
         console.print(f"Try: toychain wallet --wallet {directory}/wallets/alice.json --node "
                       f"{_url(nodes[0])} balance   (password: {DEMO_PASSWORD})")
         console.print("Ctrl-C stops every node (the chains are kept in the directory).")
@@ -186,6 +209,8 @@ def up(count, directory, first_port):
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if dashboard is not None:
+            dashboard.stop()
         _stop_all(children)
     console.print("Stopped. Run `toychain devnet up` again to resume.")
 

@@ -3,7 +3,8 @@
 This module only moves bytes: it accepts and dials WebSockets, feeds each
 text frame to ``Node.on_frame``, writes what the node sends through a
 bounded per-peer queue, serves JSON-RPC over HTTP POST, and streams events.
-All decisions live in ``node.py``.
+All decisions live in ``node.py``. ``/`` serves the live dashboard page for
+this node (``dashboard_server.py``).
 
 Security defaults: bind 127.0.0.1; admin RPC methods need
 ``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
@@ -29,6 +30,7 @@ from chain.params import Network
 from chain.storage import Store
 
 from . import rpc
+from .dashboard_server import add_page_routes, allow_loopback_cors, single_node_config
 from .events import EventBus
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
@@ -109,6 +111,9 @@ class NodeServer:
         app.router.add_get("/p2p", self._p2p_inbound)
         app.router.add_post("/rpc", self._rpc)
         app.router.add_get("/events", self._events)
+        # The live dashboard: this node's own view at /, and CORS so the devnet's page can call /rpc.
+        add_page_routes(app, lambda request: single_node_config(self.node.listen, request))
+        allow_loopback_cors(app, "/rpc")
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port)

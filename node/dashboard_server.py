@@ -1,0 +1,347 @@
+"""The live dashboard's server side: the page, its config, and the devnet's
+"try it" panel.
+
+The page itself (``node/dashboard/``: plain HTML, CSS and JavaScript, no
+build step, nothing fetched from the internet) learns from
+``GET /dashboard/config`` which nodes to watch, then talks to each node
+directly from the browser: JSON-RPC over ``POST /rpc`` and the ``/events``
+WebSocket, the same API as any other client. So it can be served by:
+
+* every node, at ``/``, for its own view (``single_node_config``);
+* ``toychain devnet up``, on its own port, for the whole network
+  (``DashboardServer``), which adds two things a node never does:
+
+  - ``POST /api/send {from, to, amount[, node]}`` signs a payment with a
+    *demo* account's well-known key (server side, never in the browser) and
+    submits it with ``sendrawtransaction``. An amount above the balance is
+    sent anyway: the tx spends the sender's coins (its 1,000 largest at most)
+    and pays the whole amount, so the class sees a node refuse it with
+    ``bad-txns-in-belowout`` and its numbers;
+  - ``POST /api/demo/NAME`` runs ``toychain demo NAME --json --node URL ...``
+    (every devnet node, no cookie: the demo waits for the network's own
+    miners) and streams its narration (JSON lines, ``demos/narrator.py``).
+
+  Both answer only requests from the page's own origin on a loopback host,
+  so no other web page open in the browser can send or run anything.
+
+The page on the devnet's port calls the nodes on other ports, so a node
+answers CORS for ``/rpc`` to loopback origins (``allow_loopback_cors``);
+never for a request that carries a token: admin methods stay out of reach
+of any page.
+"""
+
+import asyncio
+import contextlib
+import json
+import sys
+import threading
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from chain.address import AddressError, decode_address, encode_address
+from chain.amounts import format_toy, parse_toy
+from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
+from chain.mining import sign_tx
+from chain.params import NETWORKS
+from chain.tx import Tx, TxIn, TxOut
+
+from .rpc_client import RpcClientError, rpc_call
+
+PAGE_DIR = Path(__file__).parent / "dashboard"
+ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+# The page runs only its own script and style; it may call nodes on any port.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' http: ws:; frame-ancestors 'none'")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+FEE_RATE = 1  # units per byte: the nodes' minimum relay fee rate
+MAX_OVERSPEND_INPUTS = 1000  # an overspend spends the sender's largest coins, at most this many
+MAX_DEMO_LINE = 64 * 1024
+
+
+@cache
+def demo_accounts() -> tuple[dict, ...]:
+    return tuple({"name": name, "address": encode_address(owner_of(public_key(demo_private_key(name))))}
+                 for name in DEMO_ACCOUNTS)
+
+
+# -- the page, served by nodes and by the devnet -----------------------------------------------
+
+def add_page_routes(app: web.Application, config) -> None:
+    """``/`` (the page), ``/dashboard/config`` (``config(request)``) and the assets."""
+    async def page(request: web.Request) -> web.Response:
+        return _file("index.html", "text/html")
+
+    async def asset(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in ASSETS:
+            raise web.HTTPNotFound()
+        return _file(name, ASSETS[name])
+
+    async def config_json(request: web.Request) -> web.Response:
+        return web.json_response(config(request), headers={"Cache-Control": "no-store"})
+
+    app.router.add_get("/", page)
+    app.router.add_get("/dashboard/config", config_json)
+    app.router.add_get("/dashboard/{name}", asset)
+
+
+def _file(name: str, content_type: str) -> web.Response:
+    return web.Response(body=(PAGE_DIR / name).read_bytes(), content_type=content_type, charset="utf-8",
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP,
+                                 "X-Content-Type-Options": "nosniff"})
+
+
+def single_node_config(listen: str, request: web.Request) -> dict:
+    """A node's own view: just itself, no sending, no demos."""
+    return {"title": f"Toychain node {listen}", "accounts": list(demo_accounts()), "try_it": False,
+            "demos": [], "nodes": [{"name": "this node", "url": f"http://{request.host}"}]}
+
+
+# -- CORS for a node's /rpc ------------------------------------------------------------------------
+
+def _loopback_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin", "")
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(origin)
+        if parts.scheme == "http" and parts.hostname in LOOPBACK and parts.port is not None:
+            return origin
+    return None
+
+
+def allow_loopback_cors(app: web.Application, path: str = "/rpc") -> None:
+    """Let pages on loopback origins (the devnet dashboard) call ``path``
+    without a token. A preflight never allows the Authorization header, so a
+    page can only reach methods that need no cookie."""
+    async def preflight(request: web.Request) -> web.Response:
+        origin = _loopback_origin(request)
+        if origin is None:
+            return web.Response(status=403)
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600",
+            "Vary": "Origin"})
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        origin = _loopback_origin(request)
+        if (request.path == path and request.method == "POST" and origin is not None
+                and "Authorization" not in request.headers and response.status != 401):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+
+    app.router.add_route("OPTIONS", path, preflight)
+    app.on_response_prepare.append(on_prepare)
+
+
+# -- the devnet's try-it panel: sending with demo keys ---------------------------------------------
+
+class SendError(ValueError):
+    """The request itself is wrong (unknown account, bad address or amount)."""
+
+
+def _recipient(text: str) -> bytes:
+    text = text.strip()
+    if text.lower() in DEMO_ACCOUNTS:
+        return owner_of(public_key(demo_private_key(text.lower())))
+    try:
+        return decode_address(text)
+    except AddressError as error:
+        raise SendError(f"recipient {text!r} is neither a demo account nor an address: {error}") from None
+
+
+def build_send(url: str, sender: str, to_owner: bytes, amount: int) -> tuple[Tx, bool]:
+    """A signed tx from demo account ``sender``, built from the coins that the
+    node at ``url`` lists: a normal payment with change when the coins cover
+    amount + fee, else (``overspend`` True) a tx that spends the sender's coins
+    and pays the whole amount anyway, which every node must refuse."""
+    # Imported here: a node imports this module for its page, and a node holds no keys.
+    from wallet.builder import InsufficientFunds, build_payment
+    from wallet.client import spendable
+    from wallet.keystore import Keystore
+
+    magic = NETWORKS[rpc_call(url, "getblockchaininfo")["network"]].magic
+    store = Keystore()
+    key = store.import_demo(sender)
+    usable, immature = spendable(rpc_call(url, "listunspent", [[key.address], 0]))
+    try:
+        payment = build_payment(store, usable, to_owner, amount, FEE_RATE, key.owner, magic, immature)
+        return payment.tx, False
+    except InsufficientFunds:
+        pass  # a wallet stops here; the page sends it anyway, so the class sees a node refuse it
+    coins = sorted(usable, key=lambda s: -s.coin.amount)[:MAX_OVERSPEND_INPUTS]
+    unsigned = Tx(1, tuple(TxIn(s.outpoint.txid, s.outpoint.index, key.pubkey, bytes(64)) for s in coins),
+                  (TxOut(amount, to_owner),), 0)
+    return sign_tx(unsigned, [key.secret] * len(coins), [s.coin.txout for s in coins], magic), True
+
+
+def send(nodes: list[dict], request: dict) -> dict:
+    """Handle ``/api/send``: build, sign and submit; return the node's answer."""
+    if not isinstance(request, dict):
+        raise SendError("send a JSON object {from, to, amount}")
+    sender = str(request.get("from", "")).strip().lower()
+    if sender not in DEMO_ACCOUNTS:
+        raise SendError(f"sender {sender!r} is not one of the demo accounts {', '.join(DEMO_ACCOUNTS)}")
+    to_owner = _recipient(str(request.get("to", "")))
+    try:
+        amount = parse_toy(str(request.get("amount", "")))
+    except ValueError as error:
+        raise SendError(str(error)) from None
+    if amount <= 0:
+        raise SendError("the amount must be more than 0")
+    by_name = {node["name"]: node for node in nodes}
+    name = str(request.get("node") or next((n["name"] for n in nodes if n.get("miner") == sender),
+                                           nodes[0]["name"]))
+    if name not in by_name:
+        raise SendError(f"no node named {name!r}")
+    url = by_name[name]["url"]
+    answer = {"node": name, "from": sender, "to": encode_address(to_owner), "amount": amount,
+              "amount_toy": format_toy(amount)}
+    try:  # the node unreachable, or its refusal: either way the page shows its sentence
+        tx, overspend = build_send(url, sender, to_owner, amount)
+        answer.update(txid=tx.txid.hex(), overspend=overspend, inputs=len(tx.inputs))
+        rpc_call(url, "sendrawtransaction", [tx.raw.hex()])
+    except RpcClientError as error:
+        return {**answer, "ok": False, "message": str(error), "reject_reason": error.reject_reason}
+    return {**answer, "ok": True}
+
+
+def demo_catalog(node_count: int) -> list[dict]:
+    """The scenarios of ``toychain demo``, each with why it cannot run on a
+    running network of ``node_count`` nodes (null when it can)."""
+    from demos.catalog import ORDER, unavailable
+    return [{"name": m.NAME, "title": m.TITLE, "summary": m.SUMMARY,
+             "unavailable": unavailable(m, node_count, own=False)} for m in ORDER]
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A request from this page itself: a loopback Host (no DNS rebinding) and
+    no Origin, or this very origin (no other site's page)."""
+    host = urlsplit(f"http://{request.host}").hostname
+    origin = request.headers.get("Origin")
+    return host in LOOPBACK and origin in (None, f"http://{request.host}")
+
+
+# -- the devnet's dashboard server -------------------------------------------------------------------
+
+class DashboardServer:
+    """The devnet's page and API on its own port, run by an asyncio loop in a
+    background thread so that ``devnet up`` keeps its simple main loop."""
+
+    def __init__(self, nodes: list[dict], host: str = "127.0.0.1", port: int = 0):
+        self.nodes = nodes  # [{name, url, miner}]
+        self.host = host
+        self.port = port
+        self.demos = demo_catalog(len(nodes))
+        self._demo_lock: asyncio.Lock | None = None
+        self._children: set[asyncio.subprocess.Process] = set()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="dashboard", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> str:
+        """Start serving; raises OSError when the port is taken."""
+        self.thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+    async def _start(self) -> None:
+        self._demo_lock = asyncio.Lock()
+        app = web.Application(client_max_size=64 * 1024)
+        add_page_routes(app, self._config)
+        app.router.add_post("/api/send", self._send)
+        app.router.add_post("/api/demo/{name}", self._demo)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError:
+            await self.runner.cleanup()
+            raise
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        for child in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+        await self.runner.cleanup()
+
+    def _config(self, request: web.Request) -> dict:
+        return {"title": "Toychain devnet",
+                "nodes": [{"name": n["name"], "url": n["url"], "miner": n.get("miner")} for n in self.nodes],
+                "accounts": list(demo_accounts()), "try_it": True, "demos": self.demos}
+
+    async def _send(self, request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return web.json_response({"ok": False, "message": "only the dashboard page may send"}, status=403)
+        try:
+            body = json.loads(await request.text())
+            answer = await asyncio.to_thread(send, self.nodes, body)
+        except ValueError as error:  # SendError, or a body that is not JSON
+            return web.json_response({"ok": False, "message": str(error)}, status=400)
+        return web.json_response(answer)
+
+    async def _demo(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            return web.json_response({"message": "only the dashboard page may run demos"}, status=403)
+        name = request.match_info["name"]
+        runnable = [d["name"] for d in self.demos if d["unavailable"] is None]
+        if name not in runnable:
+            return web.json_response({"message": f"no demo {name!r} to run here; there are: "
+                                                 f"{', '.join(runnable)}"}, status=404)
+        if self._demo_lock.locked():
+            return web.json_response({"message": "a demo is already running"}, status=409)
+        async with self._demo_lock:
+            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
+                                                   "Cache-Control": "no-store"})
+            await response.prepare(request)
+            command = [sys.executable, "-m", "node", "demo", name, "--json"]
+            for node in self.nodes:
+                command += ["--node", node["url"]]
+            child = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, limit=MAX_DEMO_LINE)
+            self._children.add(child)
+            try:
+                while line := await child.stdout.readline():
+                    await response.write(_demo_line(line) + b"\n")
+                code = await child.wait()
+                await response.write(json.dumps({"exit": code}).encode() + b"\n")
+            except (ConnectionError, ValueError):  # the page went away, or a line too long
+                with contextlib.suppress(ProcessLookupError):
+                    child.terminate()
+                await child.wait()
+            finally:
+                self._children.discard(child)
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
+            return response
+
+
+def _demo_line(raw: bytes) -> bytes:
+    """One line of a demo's output as one JSON object (plain text is wrapped)."""
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+    with contextlib.suppress(ValueError):
+        if isinstance(json.loads(text), dict):
+            return text.encode()
+    return json.dumps({"text": text}).encode()
