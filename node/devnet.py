@@ -114,7 +114,8 @@ def _stop_all(children: list[subprocess.Popen]) -> None:
 
 
 def _wait_ready(nodes: list[dict], children: list[subprocess.Popen]) -> None:
-    """Until every RPC answers and alice can spend (a first send will work)."""
+    """Until every RPC answers, every node is connected to all the others,
+    and alice can spend (so a first send works and reaches every node)."""
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         for node, child in zip(nodes, children):
@@ -123,12 +124,27 @@ def _wait_ready(nodes: list[dict], children: list[subprocess.Popen]) -> None:
                                            f"see {node['datadir']}/node.log")
         try:
             infos = [rpc_call(_url(n), "getblockchaininfo", timeout=2) for n in nodes]
-            if _balances(_url(nodes[0]))["alice"]["spendable"] > 0 and min(i["height"] for i in infos) > 0:
+            peers = [len(rpc_call(_url(n), "getpeerinfo", timeout=2)) for n in nodes]
+            if (min(peers) >= len(nodes) - 1 and min(i["height"] for i in infos) > 0
+                    and _balances(_url(nodes[0]))["alice"]["spendable"] > 0):
                 return
         except RpcClientError:
             pass
         time.sleep(0.2)
     raise click.ClickException(f"the devnet was not ready within {READY_SECONDS} s; see the node.log files")
+
+
+def _watch(nodes: list[dict], children: list[subprocess.Popen], console: Console) -> None:
+    """Keep running while any node is up, saying when one stops (a class can
+    stop a node on purpose and watch the others carry on)."""
+    reported: set[str] = set()
+    while any(child.poll() is None for child in children):
+        for node, child in zip(nodes, children):
+            if child.poll() is not None and node["name"] not in reported:
+                reported.add(node["name"])
+                console.print(f"[yellow]{node['name']} stopped (exit code {child.returncode}); the "
+                              f"others keep running. Log: {node['datadir']}/node.log[/yellow]")
+        time.sleep(0.5)
 
 
 def _tables(nodes: list[dict], directory: Path) -> list[Table]:
@@ -199,11 +215,8 @@ def up(count, directory, first_port, dashboard_port, no_dashboard):
         console.print(f"Try: toychain wallet --wallet {directory}/wallets/alice.json --node "
                       f"{_url(nodes[0])} balance   (password: {DEMO_PASSWORD})")
         console.print("Ctrl-C stops every node (the chains are kept in the directory).")
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        down = [n["name"] for n, c in zip(nodes, children) if c.poll() is not None]
-        raise click.ClickException(f"{', '.join(down)} exited; stopping the devnet "
-                                   f"(see the node.log files)")
+        _watch(nodes, children, console)
+        raise click.ClickException("every node has stopped (see the node.log files)")
     except KeyboardInterrupt:
         console.print("Stopping the devnet ...")
     finally:

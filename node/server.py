@@ -79,6 +79,7 @@ class NodeServer:
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._sockets: set[web.WebSocketResponse | aiohttp.ClientWebSocketResponse] = set()
+        self._stopping = False
         self.node: Node | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -131,9 +132,11 @@ class NodeServer:
             self._spawn(miner.run_pow() if self.mine else miner.run_automine(self.automine))
 
     async def stop(self) -> None:
+        self._stopping = True  # dial loops must not start another round
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
         for ws in list(self._sockets):
             await ws.close()
         await self.runner.cleanup()
@@ -173,7 +176,7 @@ class NodeServer:
 
     async def _dial_loop(self, addr: str, persistent: bool) -> None:
         backoff = 1.0
-        while True:
+        while not self._stopping:
             if not self.node.is_banned(addr) and addr not in self.node.connected_keys():
                 try:
                     ws = await self.session.ws_connect(f"http://{addr}/p2p", max_msg_size=WS_MAX_MSG_SIZE,
@@ -236,8 +239,9 @@ class NodeServer:
         finally:
             close(closing[0] if closing else reason)
             self.node.peer_closed(peer, closing[0] if closing else reason)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(write_task, 5)
+            # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation of this task when write_task is already done.
+            await asyncio.wait({write_task}, timeout=5)
             write_task.cancel()
             await ws.close()
             self._sockets.discard(ws)
