@@ -51,13 +51,18 @@ class CoinCache:
     def __init__(self, base: CoinView):
         self.base = base
         self._changed: dict[OutPoint, Coin | None] = {}
+        self._read: dict[OutPoint, Coin | None] = {}  # base lookups, each done once
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         if outpoint in self._changed:
             return self._changed[outpoint]
-        return self.base.get_coin(outpoint)
+        if outpoint not in self._read:
+            self._read[outpoint] = self.base.get_coin(outpoint)
+        return self._read[outpoint]
 
     def any_unspent(self, txid: bytes, count: int) -> bool:
+        if not self.base.any_unspent(txid, count):  # one lookup for the common case
+            return any(self._changed.get(OutPoint(txid, i)) is not None for i in range(count))
         for index in range(count):
             outpoint = OutPoint(txid, index)
             if outpoint in self._changed:

@@ -48,15 +48,20 @@ def sign(secret: bytes, digest: bytes) -> bytes:
     return serialize_compact(der_to_cdata(der))
 
 
+def parse_pubkey(pubkey: bytes) -> coincurve.PublicKey | None:
+    """The parsed point of a 33-byte compressed public key, or None if it is not one.
+    Parse once, then ``verify_with`` as often as needed."""
+    if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
+        return None
+    try:
+        return coincurve.PublicKey(pubkey)
+    except ValueError:
+        return None
+
+
 def is_valid_pubkey(pubkey: bytes) -> bool:
     """True for a 33-byte compressed encoding of a point on the curve."""
-    if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
-        return False
-    try:
-        coincurve.PublicKey(pubkey)
-    except ValueError:
-        return False
-    return True
+    return parse_pubkey(pubkey) is not None
 
 
 def signature_in_range(signature: bytes) -> bool:
@@ -68,15 +73,21 @@ def signature_in_range(signature: bytes) -> bool:
     return 1 <= r < N and 1 <= s <= HALF_N
 
 
-def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
-    """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for ``pubkey``?"""
-    if not signature_in_range(signature) or not is_valid_pubkey(pubkey):
+def verify_with(key: coincurve.PublicKey, signature: bytes, digest: bytes) -> bool:
+    """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for the parsed ``key``?"""
+    if not signature_in_range(signature):
         return False
     try:
-        der = cdata_to_der(deserialize_compact(signature))
-        return coincurve.PublicKey(pubkey).verify(der, digest, hasher=None)
+        return key.verify(cdata_to_der(deserialize_compact(signature)), digest, hasher=None)
     except ValueError:
         return False
+
+
+def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
+    """Does ``signature`` sign ``digest`` for the 33-byte compressed ``pubkey``?
+    Never raises: malformed input of any kind is simply False."""
+    key = parse_pubkey(pubkey)
+    return key is not None and verify_with(key, signature, digest)
 
 
 def demo_private_key(name: str) -> bytes:

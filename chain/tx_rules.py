@@ -24,7 +24,7 @@ sentence with the numbers.
 from .amounts import MAX_MONEY, format_toy, money_range
 from .coins import Coin, CoinView
 from .errors import RuleError
-from .keys import is_valid_pubkey, owner_of, verify
+from .keys import owner_of, parse_pubkey, verify_with
 from .params import MAX_BLOCK_SIZE, Network
 from .address import encode_address
 from .tx import Tx
@@ -115,14 +115,15 @@ def check_tx_inputs(tx: Tx, spent: list[Coin], height: int, net: Network) -> int
 def check_input_authorization(tx: Tx, index: int, coin: Coin, magic: bytes) -> None:
     """Input ``index`` proves the right to spend ``coin``."""
     txin = tx.inputs[index]
-    if not is_valid_pubkey(txin.pubkey):
+    key = parse_pubkey(txin.pubkey)
+    if key is None:
         raise RuleError("bad-txns-bad-pubkey",
                         f"input {index} pubkey {txin.pubkey.hex()} is not a valid compressed point")
     if owner_of(txin.pubkey) != coin.owner:
         raise RuleError("bad-txns-wrong-owner",
                         f"input {index} pubkey belongs to {encode_address(owner_of(txin.pubkey))}, "
                         f"but the coin {txin.outpoint} belongs to {encode_address(coin.owner)}")
-    if not verify(txin.pubkey, txin.signature, tx.sighash(index, coin.txout, magic)):
+    if not verify_with(key, txin.signature, tx.sighash(index, coin.txout, magic)):
         raise RuleError("bad-txns-bad-signature",
                         f"input {index} signature does not verify for the owner of "
                         f"{txin.outpoint} (wrong key, altered tx, other network, or high S)")

@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Block validation benchmark: how many transactions per second Toychain connects.
+
+What it measures
+----------------
+1. Build (not timed). A regtest chain: empty blocks until enough coinbases
+   are mature, then fan-out blocks whose transactions split those coinbases
+   into ``blocks * txs_per_block`` small coins (checked by an in-memory
+   ``ChainState``), then ``--blocks`` benchmark blocks of ``--txs-per-block``
+   signed one-input, two-output transactions each (a small fee, paid to a few
+   demo accounts; the coinbase claims subsidy + fees). Only the raw bytes of
+   every block are kept.
+2. Connect (timed). For each verifier, a *fresh* ``ChainState`` on a temporary
+   SQLite file (WAL, as the node uses) is fed the setup blocks untimed; then
+   ``Block.decode`` + ``ChainState.process_block`` of every benchmark block is
+   timed (each must come back ``connected``). This is the whole block path:
+   decoding, context-free checks, merkle root, coin lookups in SQLite, input
+   rules, signature checks and the atomic SQLite write. It runs once with
+   ``chain.block_rules.verify_serial`` and once with
+   ``ParallelVerifier(workers=N)``.
+3. Raw (timed). The same (pubkey, signature, sighash) triples verified
+   directly with coincurve, ``PublicKey(pub).verify(der, sighash,
+   hasher=None)``, the DER encodings prepared outside the timer: on one
+   thread, and split over N threads (libsecp256k1 runs without the GIL).
+   This is the machine's ceiling: a node cannot connect one-signature
+   transactions faster than it can check their signatures.
+
+Every benchmark transaction has exactly one input, so tx/s = signatures/s.
+The table shows each rate and its ratio to the raw one-thread rate; the last
+line says PASS when the best connected rate reaches the target (10,000 tx/s).
+
+How to run
+----------
+From the repository root::
+
+    .venv/bin/python scripts/bench_validate.py                 # 10 blocks x 2,000 txs, 2 workers
+    .venv/bin/python scripts/bench_validate.py --blocks 20 --txs-per-block 2000 --workers 2
+    .venv/bin/python scripts/bench_validate.py --profile serial  # cProfile of the timed connect
+
+``--repeat R`` runs each timed measurement R times and keeps the fastest.
+``--profile serial|parallel`` skips the table and prints cProfile's top
+functions (by cumulative and by own time) for one connect run instead; only
+the main thread is profiled, so ``serial`` shows the signature work too.
+Exit status is 0 after a run (whatever the rate), 1 if a block is refused.
+Run it on an otherwise idle machine: on 2 cores, any other busy process
+changes the figures by tens of percent (the script warns when the CPUs
+are busy as it starts).
+"""
+
+import argparse
+import cProfile
+import io
+import os
+import platform
+import pstats
+import sqlite3
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import coincurve  # noqa: E402
+from coincurve.ecdsa import cdata_to_der, deserialize_compact  # noqa: E402
+
+from chain.block import Block  # noqa: E402
+from chain.block_rules import ParallelVerifier, verify_serial  # noqa: E402
+from chain.chainstate import ChainState  # noqa: E402
+from chain.keys import demo_private_key, owner_of, public_key  # noqa: E402
+from chain.mining import mine_block, sign_tx  # noqa: E402
+from chain.params import GENESIS_TIME, MAX_BLOCK_SIZE, REGTEST  # noqa: E402
+from chain.storage import Store  # noqa: E402
+from chain.tx import OutPoint, Tx, TxIn, TxOut  # noqa: E402
+
+TARGET_TX_PER_S = 10_000
+NOW = GENESIS_TIME + 10_000_000  # fixed node clock, far after every block time
+BLOCK_SPACING = 60
+BENCH_TX_SIZE = 199  # bytes of a one-input two-output tx
+FEE = 1_000  # units per benchmark tx (> 1 unit/byte for a 199-byte tx)
+FANOUT_OUTPUTS = 2_000  # outputs per fan-out tx (~56 kB)
+FANOUT_TXS_PER_BLOCK = 15  # ~840 kB, under the 1 MB block limit
+SPENDERS = ("alice", "bob", "carol", "dave")  # owners of the benchmark coins
+PAYEES = ("bob", "carol", "dave", "erin", "mallory", "alice")
+MINER = "erin"
+
+
+class Account:
+    def __init__(self, name: str):
+        self.name = name
+        self.secret = demo_private_key(name)
+        self.pubkey = public_key(self.secret)
+        self.owner = owner_of(self.pubkey)
+
+
+class ChainBuilder:
+    """Mines regtest blocks on a known tip, keeping their bytes."""
+
+    def __init__(self, net=REGTEST):
+        self.net = net
+        self.height = 0
+        self.prev_hash = net.genesis.hash
+        self.miner = Account(MINER).owner
+
+    def next_block(self, txs: list[Tx], fees: int) -> Block:
+        self.height += 1
+        reward = TxOut(self.net.subsidy(self.height) + fees, self.miner)
+        block = mine_block(self.prev_hash, self.height, self.net.pow_limit_bits,
+                           GENESIS_TIME + self.height * BLOCK_SPACING, txs, [reward])
+        self.prev_hash = block.hash
+        return block
+
+
+def build_chain(n_blocks: int, txs_per_block: int, net=REGTEST):
+    """(setup block bytes, benchmark block bytes, signature triples).
+
+    Triples are (pubkey, 64-byte signature, sighash), one per benchmark tx."""
+    accounts = {name: Account(name) for name in set(SPENDERS + PAYEES)}
+    alice = accounts["alice"]
+    n_coins = n_blocks * txs_per_block
+    n_fanout = -(-n_coins // FANOUT_OUTPUTS)
+
+    # Empty blocks paying alice, until n_fanout coinbases (genesis included) are mature.
+    builder = ChainBuilder(net)
+    builder.miner = alice.owner
+    setup: list[Block] = [builder.next_block([], 0)
+                          for _ in range(n_fanout + net.coinbase_maturity)]
+    coinbases = [net.genesis.txs[0]] + [b.txs[0] for b in setup]
+    builder.miner = Account(MINER).owner
+
+    # Fan-out txs: each spends one mature coinbase into FANOUT_OUTPUTS coins.
+    coins: list[tuple[OutPoint, TxOut, Account]] = []
+    fanouts: list[tuple[Tx, int]] = []  # (tx, fee)
+    for f in range(n_fanout):
+        cb = coinbases[f]
+        value = cb.outputs[0].amount
+        fee = 100_000
+        each = (value - fee) // FANOUT_OUTPUTS
+        owners = [accounts[SPENDERS[j % len(SPENDERS)]] for j in range(FANOUT_OUTPUTS)]
+        unsigned = Tx(1, (TxIn(cb.txid, 0, alice.pubkey, bytes(64)),),
+                      tuple(TxOut(each, acct.owner) for acct in owners), 0)
+        tx = sign_tx(unsigned, [alice.secret], [cb.outputs[0]], net.magic)
+        fanouts.append((tx, value - each * FANOUT_OUTPUTS))
+        coins += [(OutPoint(tx.txid, j), tx.outputs[j], owners[j]) for j in range(FANOUT_OUTPUTS)]
+    for start in range(0, len(fanouts), FANOUT_TXS_PER_BLOCK):
+        chunk = fanouts[start:start + FANOUT_TXS_PER_BLOCK]
+        setup.append(builder.next_block([tx for tx, _ in chunk], sum(fee for _, fee in chunk)))
+
+    # Check the setup on an in-memory chain, so a build bug shows up here, not in the timings.
+    check = ChainState(net, Store(), clock=lambda: NOW)
+    for block in setup:
+        outcome = check.process_block(Block.decode(block.raw))
+        if outcome.status != "connected":
+            raise SystemExit(f"setup block {block!r} refused: {outcome.status} {outcome.error}")
+    check.close()
+
+    # Benchmark blocks: one-input two-output txs, FEE each.
+    bench: list[Block] = []
+    triples: list[tuple[bytes, bytes, bytes]] = []
+    cursor = 0
+    for _ in range(n_blocks):
+        txs = []
+        for _ in range(txs_per_block):
+            outpoint, coin, spender = coins[cursor]
+            cursor += 1
+            pay1 = accounts[PAYEES[cursor % len(PAYEES)]].owner
+            pay2 = accounts[PAYEES[(cursor + 1) % len(PAYEES)]].owner
+            first = (coin.amount - FEE) // 3
+            unsigned = Tx(1, (TxIn(outpoint.txid, outpoint.index, spender.pubkey, bytes(64)),),
+                          (TxOut(first, pay1), TxOut(coin.amount - FEE - first, pay2)), 0)
+            tx = sign_tx(unsigned, [spender.secret], [coin], net.magic)
+            txs.append(tx)
+            triples.append((spender.pubkey, tx.inputs[0].signature,
+                            tx.sighash(0, coin, net.magic)))
+        bench.append(builder.next_block(txs, FEE * len(txs)))
+    return [b.raw for b in setup], [b.raw for b in bench], triples
+
+
+# -- timed phases -------------------------------------------------------------------
+
+def fresh_chain(setup_raw: list[bytes], directory: str, verifier) -> ChainState:
+    """A new ChainState on a new SQLite file in ``directory``, fed the setup blocks."""
+    fd, path = tempfile.mkstemp(suffix=".sqlite", dir=directory)
+    os.close(fd)
+    os.unlink(path)
+    chain = ChainState(REGTEST, Store(path), clock=lambda: NOW, verifier=verifier)
+    for raw in setup_raw:
+        outcome = chain.process_block(Block.decode(raw))
+        if outcome.status != "connected":
+            raise SystemExit(f"setup block refused: {outcome.status} {outcome.error}")
+    return chain
+
+
+def connect_blocks(chain: ChainState, bench_raw: list[bytes]) -> float:
+    """Seconds spent decoding and connecting every benchmark block."""
+    elapsed = 0.0
+    for n, raw in enumerate(bench_raw):
+        start = time.perf_counter()
+        block = Block.decode(raw)
+        outcome = chain.process_block(block)
+        elapsed += time.perf_counter() - start
+        if outcome.status != "connected":
+            print(f"benchmark block {n} refused: {outcome.status} {outcome.error}", file=sys.stderr)
+            raise SystemExit(1)
+    return elapsed
+
+
+def time_connect(setup_raw, bench_raw, verifier, directory: str) -> float:
+    chain = fresh_chain(setup_raw, directory, verifier)
+    try:
+        return connect_blocks(chain, bench_raw)
+    finally:
+        chain.close()
+
+
+def prepare_raw(triples):
+    """(pubkey, DER signature, digest): the conversions the node also does, done untimed."""
+    return [(pub, cdata_to_der(deserialize_compact(sig)), digest) for pub, sig, digest in triples]
+
+
+def verify_chunk(items) -> bool:
+    public_key_cls = coincurve.PublicKey
+    ok = True
+    for pub, der, digest in items:
+        ok &= public_key_cls(pub).verify(der, digest, hasher=None)
+    return ok
+
+
+def time_raw(items, threads: int, pool: ThreadPoolExecutor | None) -> float:
+    if threads == 1:
+        start = time.perf_counter()
+        ok = verify_chunk(items)
+        elapsed = time.perf_counter() - start
+    else:
+        size = -(-len(items) // threads)
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        start = time.perf_counter()
+        ok = all(pool.map(verify_chunk, chunks))
+        elapsed = time.perf_counter() - start
+    if not ok:
+        raise SystemExit("raw verification failed: the benchmark data is wrong")
+    return elapsed
+
+
+# -- reporting --------------------------------------------------------------------------
+
+def machine_summary() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
+            f"coincurve {getattr(coincurve, '__version__', '?')}, SQLite {sqlite3.sqlite_version}")
+
+
+def busy_fraction(seconds: float = 1.0) -> float | None:
+    """Share of CPU time not idle over ``seconds`` (Linux /proc/stat), else None."""
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    try:
+        total1, idle1 = sample()
+        time.sleep(seconds)
+        total2, idle2 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle2 - idle1) / max(1, total2 - total1)
+
+
+def print_table(rows, n_sigs: int, raw_rate: float) -> None:
+    header = ("measurement", "threads", "seconds", "tx/s", "sig/s", "vs raw 1T")
+    lines = [header]
+    for name, threads, seconds, is_tx in rows:
+        rate = n_sigs / seconds
+        lines.append((name, str(threads), f"{seconds:.3f}",
+                      f"{rate:,.0f}" if is_tx else "-", f"{rate:,.0f}", f"{rate / raw_rate:.2f}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for k, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:], widths[1:])]
+        print("  ".join(cells))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def run_profile(setup_raw, bench_raw, verifier, directory: str, top: int) -> None:
+    chain = fresh_chain(setup_raw, directory, verifier)
+    profiler = cProfile.Profile()
+    try:
+        profiler.enable()
+        connect_blocks(chain, bench_raw)
+        profiler.disable()
+    finally:
+        chain.close()
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order)
+        stats.print_stats(top)
+        print(f"== cProfile of the timed connect, sorted by {order} ==")
+        print(out.getvalue().split("\n\n", 1)[-1].rstrip() + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blocks", type=int, default=10, help="benchmark blocks (default 10)")
+    parser.add_argument("--txs-per-block", type=int, default=2000,
+                        help="1-in 2-out txs per benchmark block (default 2000)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="threads for ParallelVerifier and the parallel raw run (default 2)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each timed measurement this many times, keep the fastest")
+    parser.add_argument("--profile", choices=("serial", "parallel"),
+                        help="print a cProfile of one connect run instead of the table")
+    parser.add_argument("--top", type=int, default=30, help="rows per profile listing")
+    args = parser.parse_args(argv)
+    if args.blocks < 1 or args.txs_per_block < 1 or args.workers < 1 or args.repeat < 1:
+        parser.error("--blocks, --txs-per-block, --workers and --repeat must be >= 1")
+    if args.txs_per_block * BENCH_TX_SIZE + 1_000 > MAX_BLOCK_SIZE:
+        parser.error(f"--txs-per-block {args.txs_per_block}: {BENCH_TX_SIZE}-byte txs would "
+                     f"exceed the {MAX_BLOCK_SIZE:,}-byte block limit")
+
+    n_sigs = args.blocks * args.txs_per_block
+    print(f"Machine: {machine_summary()}")
+    busy = busy_fraction()
+    if busy is not None and busy > 0.10:
+        print(f"Warning: the CPUs were {busy:.0%} busy before starting: other processes compete "
+              f"for them and the rates below will be low and noisy.")
+    print(f"Building {args.blocks} blocks x {args.txs_per_block} one-in two-out txs "
+          f"({n_sigs:,} signatures), untimed ...", flush=True)
+    start = time.perf_counter()
+    setup_raw, bench_raw, triples = build_chain(args.blocks, args.txs_per_block)
+    print(f"  built in {time.perf_counter() - start:.1f} s: {len(setup_raw)} setup blocks, "
+          f"benchmark blocks of {len(bench_raw[0]):,} bytes\n", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="toychain-bench-") as directory:
+        if args.profile:
+            verifier = verify_serial if args.profile == "serial" else ParallelVerifier(args.workers)
+            run_profile(setup_raw, bench_raw, verifier, directory, args.top)
+            if verifier is not verify_serial:
+                verifier.close()
+            return 0
+
+        items = prepare_raw(triples)
+        pool = ThreadPoolExecutor(args.workers) if args.workers > 1 else None
+        parallel = ParallelVerifier(workers=args.workers)
+        try:
+            raw1 = min(time_raw(items, 1, None) for _ in range(args.repeat))
+            rows = [("raw coincurve verify", 1, raw1, False)]
+            if args.workers > 1:
+                rawn = min(time_raw(items, args.workers, pool) for _ in range(args.repeat))
+                rows.append(("raw coincurve verify", args.workers, rawn, False))
+            serial = min(time_connect(setup_raw, bench_raw, verify_serial, directory)
+                         for _ in range(args.repeat))
+            rows.append(("connect, verify_serial", 1, serial, True))
+            par = min(time_connect(setup_raw, bench_raw, parallel, directory)
+                      for _ in range(args.repeat))
+            rows.append((f"connect, ParallelVerifier({args.workers})", args.workers, par, True))
+        finally:
+            parallel.close()
+            if pool is not None:
+                pool.shutdown()
+
+    print_table(rows, n_sigs, n_sigs / raw1)
+    best = n_sigs / min(serial, par)
+    verdict = "PASS" if best >= TARGET_TX_PER_S else "BELOW TARGET"
+    print(f"\nBest connected rate {best:,.0f} tx/s vs target {TARGET_TX_PER_S:,} tx/s: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
