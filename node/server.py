@@ -14,6 +14,7 @@ request body is size-limited.
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -87,6 +88,7 @@ class NodeServer:
         self.datadir.mkdir(parents=True, exist_ok=True)
         self.verifier = ParallelVerifier()
         chain = ChainState(self.net, Store(self.datadir / "chain.sqlite"), verifier=self.verifier)
+        gc.freeze()  # the block index just loaded lives forever: keep the collector off it
         mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes)
         self.events = EventBus()
         self.node = Node(chain, mempool, self.events)
