@@ -18,8 +18,9 @@ In the order they run (PROTOCOL.md section 5, Bitcoin Core's order):
    the mempool (``tx_rules``), fees in range; then the coinbase may claim at
    most subsidy + fees. Signature checks, the expensive part, are collected
    and run at the end, on several threads when a ``ParallelVerifier`` is
-   given (libsecp256k1 releases the GIL); the error reported is still the
-   first one in block order, exactly as if they had run one by one.
+   given (libsecp256k1 releases the GIL), skipping those a ``SignatureCache``
+   saw pass in the mempool; the error reported is still the first one in
+   block order, exactly as if they had run one by one.
 """
 
 import os
@@ -31,6 +32,7 @@ from .coins import Coin, CoinCache
 from .errors import RuleError
 from .params import MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS, Network
 from .pow import hash_meets_target, retarget, target_from_bits
+from .sigcache import SignatureCache
 from .tx import OutPoint, Tx
 from .tx_rules import (check_final, check_input_authorization, check_transaction,
                        check_tx_inputs, find_spent_coins)
@@ -122,11 +124,12 @@ def check_block_context(block: Block, height: int) -> None:
 AuthJob = tuple[tuple[int, int, int], Tx, int, Coin]
 
 
-def verify_serial(jobs: list[AuthJob], magic: bytes) -> tuple[tuple, RuleError] | None:
+def verify_serial(jobs: list[AuthJob], magic: bytes,
+                  cache: SignatureCache | None = None) -> tuple[tuple, RuleError] | None:
     """Run authorization checks in order; the first failure and where it was."""
     for key, tx, index, coin in jobs:
         try:
-            check_input_authorization(tx, index, coin, magic)
+            check_input_authorization(tx, index, coin, magic, cache)
         except RuleError as error:
             return key, in_tx(key[0], tx, error)
     return None
@@ -135,17 +138,20 @@ def verify_serial(jobs: list[AuthJob], magic: bytes) -> tuple[tuple, RuleError] 
 class ParallelVerifier:
     """Runs ``verify_serial`` over contiguous chunks on a thread pool."""
 
-    def __init__(self, workers: int | None = None, min_jobs: int = 64):
+    def __init__(self, workers: int | None = None, min_jobs: int = 64,
+                 cache: SignatureCache | None = None):
         self.workers = workers or os.cpu_count() or 1
         self.min_jobs = min_jobs
+        self.cache = cache
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sigcheck")
 
     def __call__(self, jobs: list[AuthJob], magic: bytes) -> tuple[tuple, RuleError] | None:
         if len(jobs) < self.min_jobs or self.workers == 1:
-            return verify_serial(jobs, magic)
+            return verify_serial(jobs, magic, self.cache)
         size = -(-len(jobs) // (self.workers * 4))
         chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-        failures = [f for f in self._pool.map(verify_serial, chunks, [magic] * len(chunks)) if f]
+        failures = [f for f in self._pool.map(verify_serial, chunks, [magic] * len(chunks),
+                                              [self.cache] * len(chunks)) if f]
         return min(failures, key=lambda f: f[0]) if failures else None
 
     def close(self) -> None:

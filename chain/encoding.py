@@ -9,14 +9,14 @@ never anything else, whatever bytes they are fed.
 """
 
 import hashlib
-import string
+import re
 import struct
 
 from .errors import bad_encoding
 
 MAX_COUNT = 1_000_000
 
-_HEX_DIGITS = frozenset(string.hexdigits)
+_HEX = re.compile(r"[0-9a-fA-F]*")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
@@ -59,7 +59,7 @@ def from_hex(text: object, what: str = "data") -> bytes:
     """Hex (either case) to bytes; anything else is ``bad-encoding``."""
     if not isinstance(text, str):
         raise bad_encoding(f"{what} must be a hex string")
-    if len(text) % 2 or not all(c in _HEX_DIGITS for c in text):
+    if len(text) % 2 or not _HEX.fullmatch(text):
         raise bad_encoding(f"{what} is not valid hex (an even number of 0-9a-f digits, nothing else)")
     return bytes.fromhex(text)
 

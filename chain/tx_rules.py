@@ -26,6 +26,7 @@ from .coins import Coin, CoinView
 from .errors import RuleError
 from .keys import owner_of, parse_pubkey, verify_with
 from .params import MAX_BLOCK_SIZE, Network
+from .sigcache import SignatureCache
 from .address import encode_address
 from .tx import Tx
 
@@ -112,27 +113,36 @@ def check_tx_inputs(tx: Tx, spent: list[Coin], height: int, net: Network) -> int
     return total_in - total_out
 
 
-def check_input_authorization(tx: Tx, index: int, coin: Coin, magic: bytes) -> None:
-    """Input ``index`` proves the right to spend ``coin``."""
+def check_input_authorization(tx: Tx, index: int, coin: Coin, magic: bytes,
+                              cache: SignatureCache | None = None) -> None:
+    """Input ``index`` proves the right to spend ``coin``. With a ``cache``,
+    a check that already passed for this exact tx, input, coin and network
+    is not repeated (see chain/sigcache.py)."""
+    key = cache.key(tx, index, coin, magic) if cache is not None else None
+    if key is not None and key in cache:
+        return
     txin = tx.inputs[index]
-    key = parse_pubkey(txin.pubkey)
-    if key is None:
+    pubkey = parse_pubkey(txin.pubkey)
+    if pubkey is None:
         raise RuleError("bad-txns-bad-pubkey",
                         f"input {index} pubkey {txin.pubkey.hex()} is not a valid compressed point")
     if owner_of(txin.pubkey) != coin.owner:
         raise RuleError("bad-txns-wrong-owner",
                         f"input {index} pubkey belongs to {encode_address(owner_of(txin.pubkey))}, "
                         f"but the coin {txin.outpoint} belongs to {encode_address(coin.owner)}")
-    if not verify_with(key, txin.signature, tx.sighash(index, coin.txout, magic)):
+    if not verify_with(pubkey, txin.signature, tx.sighash(index, coin.txout, magic)):
         raise RuleError("bad-txns-bad-signature",
                         f"input {index} signature does not verify for the owner of "
                         f"{txin.outpoint} (wrong key, altered tx, other network, or high S)")
+    if key is not None:
+        cache.add(key)
 
 
-def check_authorizations(tx: Tx, spent: list[Coin], magic: bytes) -> None:
+def check_authorizations(tx: Tx, spent: list[Coin], magic: bytes,
+                         cache: SignatureCache | None = None) -> None:
     """Every input's pubkey, owner and signature, in input order."""
     for index, coin in enumerate(spent):
-        check_input_authorization(tx, index, coin, magic)
+        check_input_authorization(tx, index, coin, magic, cache)
 
 
 def check_tx_consensus(tx: Tx, view: CoinView, height: int, net: Network) -> int:

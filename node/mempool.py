@@ -31,6 +31,7 @@ from chain.block import Block
 from chain.chainstate import ChainState
 from chain.coins import Coin
 from chain.errors import RuleError
+from chain.sigcache import SignatureCache
 from chain.tx import OutPoint, Tx
 from chain.tx_rules import (check_authorizations, check_final, check_not_coinbase,
                             check_transaction, check_tx_inputs, find_spent_coins)
@@ -62,8 +63,10 @@ class Entry:
 
 class Mempool:
     def __init__(self, chain: ChainState, min_fee_rate: int = DEFAULT_MIN_FEE_RATE,
-                 max_bytes: int = DEFAULT_MAX_BYTES, clock=_time.time):
+                 max_bytes: int = DEFAULT_MAX_BYTES, clock=_time.time,
+                 sigcache: SignatureCache | None = None):
         self.chain = chain
+        self.sigcache = sigcache
         self.min_fee_rate = min_fee_rate
         self.max_bytes = max_bytes
         self.clock = clock
@@ -138,7 +141,7 @@ class Mempool:
         ancestors = self._ancestors(parents)
         self._check_chain_limit(ancestors)
         evict = self._room_for(fee, tx.size, ancestors)
-        check_authorizations(tx, spent, net.magic)
+        check_authorizations(tx, spent, net.magic, self.sigcache)
         return fee, parents, evict
 
     def _reachable(self, start, edge: str) -> set[bytes]:

@@ -450,6 +450,8 @@ class Node:
         """Process a block from anywhere; update the mempool, relay, publish events."""
         outcome = self.chain.process_block(block)
         self.wanted_blocks.pop(block.hash, None)
+        for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
+            self.announce("block", new.hash)
         if outcome.error is not None and outcome.status != "orphan":
             self._record_reject("block", block.hash, outcome.error, source)
         for gone in outcome.disconnected:
@@ -468,8 +470,6 @@ class Node:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
             removed = self.mempool.update_for_chain(outcome.connected, outcome.disconnected)
             self._after_mempool_removal(removed)
-            for new in outcome.connected:
-                self.announce("block", new.hash)
         return outcome
 
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from chain.block_rules import ParallelVerifier
 from chain.chainstate import ChainState
 from chain.params import Network
+from chain.sigcache import SignatureCache
 from chain.storage import Store
 
 from . import rpc
@@ -86,10 +87,11 @@ class NodeServer:
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
-        self.verifier = ParallelVerifier()
+        sigcache = SignatureCache()  # shared: a block's txs were mostly checked in the mempool
+        self.verifier = ParallelVerifier(cache=sigcache)
         chain = ChainState(self.net, Store(self.datadir / "chain.sqlite"), verifier=self.verifier)
         gc.freeze()  # the block index just loaded lives forever: keep the collector off it
-        mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes)
+        mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes, sigcache=sigcache)
         self.events = EventBus()
         self.node = Node(chain, mempool, self.events)
         self.node.dial = self.dial
