@@ -22,6 +22,8 @@ returns into gossip and events.
 """
 
 import heapq
+from decimal import Decimal
+from fractions import Fraction
 import time as _time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -55,6 +57,11 @@ class Entry:
     @property
     def size(self) -> int:
         return self.tx.size
+
+    @property
+    def rate(self) -> Fraction:
+        """Fee rate in units per byte, exact (no floats near money)."""
+        return Fraction(self.fee, self.size)
 
     def rate_below(self, other_fee: int, other_size: int) -> bool:
         """Is this entry's fee rate strictly lower than other_fee / other_size?"""
@@ -178,7 +185,7 @@ class Mempool:
         if self.bytes + size <= self.max_bytes:
             return []
         plan, freed = [], 0
-        for entry in sorted(self.entries.values(), key=lambda e: e.fee / e.size):
+        for entry in sorted(self.entries.values(), key=lambda e: e.rate):
             if self.bytes - freed + size <= self.max_bytes:
                 break
             if not entry.rate_below(fee, size):
@@ -192,7 +199,7 @@ class Mempool:
         if self.bytes - freed + size > self.max_bytes:
             raise RuleError("mempool-full",
                             f"mempool holds {self.bytes} of {self.max_bytes} bytes and this tx's "
-                            f"fee rate {fee / size:.2f} units/byte is not above the lowest")
+                            f"fee rate {Decimal(fee) / size:.2f} units/byte is not above the lowest")
         return plan
 
     def _add(self, entry: Entry) -> None:
@@ -311,7 +318,7 @@ class Mempool:
         """Txs for a block, best fee rate first, parents before children,
         within ``max_bytes``. Returns (txs, total fees)."""
         def key(entry: Entry):
-            return (-entry.fee / entry.size, entry.time, entry.tx.txid)
+            return (-entry.rate, entry.time, entry.tx.txid)
 
         ready = [key(e) for e in self.entries.values() if not e.parents]
         heapq.heapify(ready)
