@@ -57,8 +57,8 @@ def run(world: World, say: Narrator) -> dict:
         return forge(world, lambda height: [TxOut(world.net.subsidy(height), mallory.owner)], [tx],
                      follow_tip=False)
     block, block_answers = submit_everywhere(world, build)
-    say.step("mallory", f"mines a block herself with that transaction inside (valid proof of work, "
-                        f"an honest reward) and submits it to every node",
+    say.step("mallory", "mines a block herself with that transaction inside (valid proof of work, "
+                        "an honest reward) and submits it to every node",
              hope="that blocks are trusted to hold checked transactions, as Bitcoin Core 0.14 "
                   "to 0.16 did",
              answers=block_answers,

@@ -27,7 +27,7 @@ LESSON = ("A signature covers every input and every output: change one amount an
 
 def run(world: World, say: Narrator) -> dict:
     cast = world.cast(NAME)
-    alice, bob, mallory = cast["alice"], cast["bob"], cast["mallory"]
+    alice, bob = cast["alice"], cast["bob"]  # mallory only relays: she holds no coins here
     people = [alice, bob]
     check = Checks()
     say.start(NAME, TITLE, SUMMARY, world.describe())

@@ -8,6 +8,8 @@ you can mine on by hand with a fixed clock.
     outcome = h.mine([tx])        # BlockOutcome; .status, .error
 """
 
+import time
+
 from chain.amounts import COIN
 from chain.block import Block
 from chain.chainstate import BlockOutcome, ChainState
@@ -101,10 +103,50 @@ class Harness:
         return sum(c.amount for _, c in self.coins_of(name))
 
 
+class InjectedFault(Exception):
+    """A simulated crash inside a database transaction."""
+
+
+class FailingDB:
+    """Proxy of the sqlite3 connection handed to ``Store._write``'s statements:
+    statement number ``fail_at`` (1-based) raises instead of running."""
+
+    def __init__(self, db, fail_at: int):
+        self.db = db
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def _tick(self):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise InjectedFault(f"crash at statement {self.calls}")
+
+    def execute(self, *args):
+        self._tick()
+        return self.db.execute(*args)
+
+    def executemany(self, *args):
+        self._tick()
+        return self.db.executemany(*args)
+
+
+def wait_until(condition, timeout: float, what: str):
+    """Poll ``condition()`` (for tests of real processes) until it returns a
+    true value, which is returned; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
 def resolve(block: Block) -> Block:
     """Recompute the proof of work after changing a block's header."""
     return Block(solve(block.header), block.txs)
 
 
-__all__ = ["COIN", "NOW", "Harness", "make_tx", "spend", "owner", "pub", "secret", "resolve",
+__all__ = ["COIN", "NOW", "Harness", "InjectedFault", "FailingDB", "wait_until", "make_tx", "spend", "owner", "pub", "secret", "resolve",
            "mine_block", "OutPoint", "Tx", "TxIn", "TxOut", "Coin", "Block"]

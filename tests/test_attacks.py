@@ -15,7 +15,7 @@ from chain.tx import coinbase_tx
 from chain.tx_rules import check_authorizations, check_tx_consensus
 
 from .helpers import Coin, Harness, OutPoint, TxOut, make_tx, owner
-from .test_block_rules import assemble, invalid, submit
+from .test_block_rules import invalid, submit
 from .test_tx_rules import genesis_coin, high_s_twin, reject, with_input
 
 ALICE, BOB = owner("alice"), owner("bob")

@@ -27,7 +27,7 @@ from chain.tx import Tx, coinbase_tx
 
 from .helpers import NOW, Coin, Harness, OutPoint, TxOut, make_tx, owner, resolve
 from .test_tx_rules import (FAULTS, FakeView, coin_at, fake_coin, genesis_coin, high_s_twin,
-                            missing_coin, reject, with_input)
+                            reject, with_input)
 
 ALICE = owner("alice")
 BOB = owner("bob")

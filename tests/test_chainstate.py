@@ -18,7 +18,7 @@ from chain.pow import compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 
-from .helpers import NOW, Harness, owner, spend
+from .helpers import NOW, FailingDB, Harness, InjectedFault, owner, spend
 
 NAMES = ("alice", "bob", "carol", "dave")
 SUBSIDY = 50 * COIN
@@ -94,33 +94,6 @@ def without_work(header: Header) -> Header:
         if not hash_meets_target(candidate.hash, target):
             return candidate
         nonce += 1
-
-
-class InjectedFault(Exception):
-    """A simulated crash inside a database transaction."""
-
-
-class FailingDB:
-    """Proxy of the sqlite3 connection handed to ``Store._write``'s statements:
-    statement number ``fail_at`` (1-based) raises instead of running."""
-
-    def __init__(self, db, fail_at: int):
-        self.db = db
-        self.fail_at = fail_at
-        self.calls = 0
-
-    def _tick(self):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise InjectedFault(f"crash at statement {self.calls}")
-
-    def execute(self, *args):
-        self._tick()
-        return self.db.execute(*args)
-
-    def executemany(self, *args):
-        self._tick()
-        return self.db.executemany(*args)
 
 
 def inject_fault(monkeypatch, store: Store, fail_at: int, on_call: int = 1) -> dict:

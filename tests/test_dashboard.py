@@ -27,7 +27,8 @@ from chain.keys import DEMO_ACCOUNTS
 from node.dashboard_server import demo_catalog
 from node.devnet import demo_address
 from node.rpc_client import RpcClientError, rpc_call
-from tests.test_devnet import READY, TOYCHAIN, Devnet, env, free_base_port, wait_until
+from tests.helpers import wait_until
+from tests.test_devnet import READY, TOYCHAIN, Devnet, env, free_base_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

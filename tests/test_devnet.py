@@ -18,6 +18,8 @@ from chain.keys import DEMO_ACCOUNTS
 from node.devnet import demo_address
 from node.rpc_client import RpcClientError, rpc_call
 
+from .helpers import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 TOYCHAIN = str(ROOT / ".venv" / "bin" / "toychain")
 ALICE = "toy1rqssmmpfh936zecsn2hj9ys9efr52fueemg7dm"
@@ -47,17 +49,6 @@ def free_base_port(count: int = 3) -> int:
             for sock in sockets:
                 sock.close()
     raise AssertionError("no 3 consecutive free ports")
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def env(password: str | None = None) -> dict:

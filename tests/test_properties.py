@@ -32,7 +32,7 @@ from chain.params import REGTEST
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 
-from .helpers import NOW, Harness, owner, spend
+from .helpers import NOW, FailingDB, Harness, InjectedFault, owner, spend
 
 NAMES = ("alice", "bob", "carol", "dave")
 NAME_OF = {owner(name): name for name in NAMES}
@@ -135,31 +135,6 @@ def random_spends(rnd, coins: dict[OutPoint, Coin], height: int, max_txs: int):
         for index, (who, amount) in enumerate(outputs):
             available[OutPoint(tx.txid, index)] = Coin(amount, owner(who), height, False)
     return txs, fees, available
-
-
-class InjectedFault(Exception):
-    """A simulated crash inside a database transaction."""
-
-
-class FailingDB:
-    """The sqlite3 connection as seen by ``Store._write``'s statements; the
-    ``fail_at``-th statement raises instead of running."""
-
-    def __init__(self, db, fail_at: int):
-        self.db, self.fail_at, self.calls = db, fail_at, 0
-
-    def _tick(self):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise InjectedFault(f"crash at statement {self.calls}")
-
-    def execute(self, *args):
-        self._tick()
-        return self.db.execute(*args)
-
-    def executemany(self, *args):
-        self._tick()
-        return self.db.executemany(*args)
 
 
 class ChainMachine(RuleBasedStateMachine):

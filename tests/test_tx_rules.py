@@ -23,7 +23,7 @@ from chain.encoding import from_hex, u32
 from chain.errors import CODES, RuleError
 from chain.keys import HALF_N, N, sign, signature_in_range
 from chain.params import DEVNET, MAX_BLOCK_SIZE, REGTEST
-from chain.tx import Tx, TxIn, coinbase_tx
+from chain.tx import Tx, coinbase_tx
 from chain.tx_rules import check_tx_consensus
 
 from .helpers import Coin, Harness, OutPoint, TxOut, make_tx, owner, pub, secret

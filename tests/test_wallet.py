@@ -15,7 +15,6 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from wallet import keystore as ks
 from wallet.builder import InsufficientFunds, Spendable, build_payment, tx_size
 from wallet.client import NodeClient, spendable
 
-from .helpers import Harness, owner, secret
+from .helpers import Harness, owner, secret, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TOYCHAIN = str(ROOT / ".venv" / "bin" / "toychain")
@@ -50,17 +49,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def run(args: list[str], password: str | None = PASSWORD, input: str | None = None,
