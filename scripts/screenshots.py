@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 from node.devnet import demo_address  # noqa: E402
 from node.rpc_client import RpcClientError, rpc_call  # noqa: E402
 from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS, DASHBOARD  # noqa: E402
+from tests.test_dashboard import send_from_panel as send  # noqa: E402
 from tests.test_devnet import free_base_port, wait_until  # noqa: E402
 
 TOYCHAIN = str(Path(sys.executable).parent / "toychain")
@@ -47,15 +48,6 @@ MS = 1000
 
 def height(url: str) -> int:
     return rpc_call(url, "getblockchaininfo")["height"]
-
-
-def send(page, sender: str, to: str, amount: str) -> dict:
-    page.select_option("#send-form [name=from]", sender)
-    page.fill("#send-form [name=to]", to)
-    page.fill("#send-form [name=amount]", amount)
-    with page.expect_response("**/api/send") as answer:
-        page.click("#send-form button[type=submit]")
-    return answer.value.json()
 
 
 def run_demo(page, name: str) -> None:

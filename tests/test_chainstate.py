@@ -538,14 +538,20 @@ def test_child_of_a_too_new_block_waits_as_orphan_until_the_clock_catches_up():
     assert h.tip.hash == child.hash
 
 
-# -- orphans ---------------------------------------------------------------------------
-
-def test_orphans_delivered_in_reverse_connect_when_the_first_arrives():
+def five_mined_blocks():
+    """Another node's chain (a Harness) and its five blocks after genesis."""
     source = Harness()
     blocks = []
     for i in range(5):
         blocks.append(source.block(reward_to=NAMES[i % 4]))
         assert source.chain.process_block(blocks[-1]).status == "connected"
+    return source, blocks
+
+
+# -- orphans ---------------------------------------------------------------------------
+
+def test_orphans_delivered_in_reverse_connect_when_the_first_arrives():
+    source, blocks = five_mined_blocks()
 
     h = Harness()
     for block in reversed(blocks[1:]):
@@ -619,11 +625,7 @@ def test_orphan_pool_is_bounded_and_evicts_oldest_first():
 # -- headers first -------------------------------------------------------------------------
 
 def test_headers_first_then_bodies_out_of_order():
-    source = Harness()
-    blocks = []
-    for i in range(5):
-        blocks.append(source.block(reward_to=NAMES[i % 4]))
-        assert source.chain.process_block(blocks[-1]).status == "connected"
+    source, blocks = five_mined_blocks()
 
     h = Harness()
     chain = h.chain
