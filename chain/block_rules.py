@@ -44,15 +44,20 @@ BIP30, INPUTS, AUTHORIZATION, FEES = range(4)
 
 def in_tx(pos: int, tx: Tx, error: RuleError) -> RuleError:
     """The same rejection, its sentence prefixed with which tx of the block."""
-    return RuleError(error.code, f"tx {pos} ({tx.txid.hex()[:16]}): {error.message}", error.kind)
+    return RuleError(error.code, f"tx {pos} ({tx.txid.hex()[:16]}): {error.message}")
 
 
-def check_header(header: Header, net: Network) -> None:
-    """Context-free header checks: bits, proof of work, version."""
+def check_proof_of_work(header: Header, net: Network) -> None:
+    """Valid bits within the network's limit, and a hash that meets them."""
     target = target_from_bits(header.bits, net.pow_limit)
     if not hash_meets_target(header.hash, target):
         raise RuleError("high-hash", f"hash {header.hash.hex()} is above the target of "
                                      f"bits {header.bits:08x}")
+
+
+def check_header(header: Header, net: Network) -> None:
+    """Context-free header checks: bits, proof of work, version."""
+    check_proof_of_work(header, net)
     if header.version != 1:
         raise RuleError("bad-version", f"header version {header.version} is not 1")
 

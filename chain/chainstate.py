@@ -16,11 +16,12 @@ coins. If a block on the new branch breaks a rule, it and its descendants
 are marked invalid and the walk restarts, which leads back to the old tip
 (or the next best). Each connect or disconnect is one SQLite transaction.
 
-A block is remembered as invalid (so its descendants get ``bad-prevblk``)
-unless its fault may not be its hash's: a mutated body (``bad-txnmrklroot``,
-``bad-txns-duplicate``: the genuine body may still come), ``time-too-new``
-(it may become valid), or missing proof of work. A block whose parent is
-unknown waits in a bounded orphan pool until the parent arrives.
+Whether a failed block is remembered as invalid (so its descendants get
+``bad-prevblk``) comes from the fault table in ``chain/errors.py``: not when
+its fault may not be its hash's (a mutated body, a time too far ahead).
+A header whose proof of work was never shown valid is not remembered at
+all: it cost its sender nothing. A block whose parent is unknown waits in a
+bounded orphan pool until the parent arrives.
 
 ``process_block`` never raises for a bad block: it returns a
 ``BlockOutcome`` that says what happened, including which blocks were
@@ -33,9 +34,9 @@ from dataclasses import dataclass, field
 
 from .block import Block, Header
 from .block_rules import (check_block, check_block_context, check_header, check_header_context,
-                          connect_block, required_bits, verify_serial)
+                          check_proof_of_work, connect_block, required_bits, verify_serial)
 from .coins import CoinCache, EmptyView, decode_undo, encode_undo
-from .errors import NOT_CACHED_AS_INVALID, RuleError
+from .errors import ORPHAN, REMEMBER, RuleError
 from .params import Network
 from .pow import block_work, median_time_past
 from .storage import Store
@@ -245,11 +246,11 @@ class ChainState:
             raise RuleError(reason, f"block {header.hash.hex()} is known to be invalid")
         if header.hash in self.index:
             return self.index[header.hash]
+        check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
         try:
             check_header(header, self.net)
         except RuleError as error:
-            if error.code == "bad-version":  # its proof of work is valid: remember it
-                self.invalid[header.hash] = error.code
+            self._reject(header.hash, error)
             raise
         return self._accept_header_context(header)
 
@@ -259,17 +260,17 @@ class ChainState:
         parent = self.index.get(header.prev_hash)
         parent_reason = self.invalid_reason(header.prev_hash)
         if parent_reason is not None:
-            self.invalid[header.hash] = "bad-prevblk"
-            raise RuleError("bad-prevblk", f"parent {header.prev_hash.hex()} is known invalid "
-                                           f"({parent_reason})")
+            error = RuleError("bad-prevblk", f"parent {header.prev_hash.hex()} is known invalid "
+                                             f"({parent_reason})")
+            self._reject(header.hash, error)
+            raise error
         if parent is None:
             raise RuleError("prev-blk-not-found", f"parent {header.prev_hash.hex()} is unknown")
         try:
             check_header_context(header, self.next_required_bits(parent),
                                  self.median_time_past(parent), int(self.clock()))
         except RuleError as error:
-            if error.code not in NOT_CACHED_AS_INVALID:
-                self.invalid[header.hash] = error.code
+            self._reject(header.hash, error)
             raise
         entry = BlockEntry(header, parent.height + 1, parent)
         self.index[entry.hash] = entry
@@ -307,28 +308,25 @@ class ChainState:
         if known is not None and known.status & HAVE_DATA:
             return BlockOutcome("duplicate")
         try:
-            check_header(block.header, self.net)
+            check_proof_of_work(block.header, self.net)
         except RuleError as error:
-            if error.code == "bad-version":
-                self.invalid[hash_] = error.code
-            return BlockOutcome("invalid", error)
+            return BlockOutcome("invalid", error)  # no work shown: nothing worth remembering
         try:
             check_block(block, self.net)
         except RuleError as error:
-            if error.code not in NOT_CACHED_AS_INVALID:
-                self._remember_invalid(hash_, error.code)
+            self._reject(hash_, error)
             return BlockOutcome("invalid", error)
         try:
             entry = self._accept_header_context(block.header)
         except RuleError as error:
-            if error.code == "prev-blk-not-found":
+            if error.fault.block & ORPHAN:
                 self._add_orphan(block)
                 return BlockOutcome("orphan", error)
             return BlockOutcome("invalid", error)
         try:
             check_block_context(block, entry.height)
         except RuleError as error:
-            self._mark_failed(entry, error.code)
+            self._reject(hash_, error)
             return BlockOutcome("invalid", error)
         self._store_body(entry, block)
         connected, disconnected, failures = self._activate_best_chain()
@@ -346,12 +344,15 @@ class ChainState:
         while len(self.orphans) > MAX_ORPHAN_BLOCKS:
             self.orphans.popitem(last=False)
 
-    def _remember_invalid(self, hash_: bytes, code: str) -> None:
+    def _reject(self, hash_: bytes, error: RuleError) -> None:
+        """Remember ``hash_`` as invalid if the fault table says its failure is its own."""
+        if not error.fault.block & REMEMBER:
+            return
         entry = self.index.get(hash_)
         if entry is not None:
-            self._mark_failed(entry, code)
+            self._mark_failed(entry, error.code)
         else:
-            self.invalid[hash_] = code
+            self.invalid[hash_] = error.code
 
     def _store_body(self, entry: BlockEntry, block: Block) -> None:
         self._seq += 1

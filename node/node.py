@@ -32,7 +32,7 @@ from collections import OrderedDict, deque
 from chain.address import encode_address
 from chain.block import Block
 from chain.chainstate import HAVE_DATA, ChainState
-from chain.errors import CONSENSUS, RuleError
+from chain.errors import ORPHAN, PUNISH, REMEMBER, RuleError
 from chain.tx import Tx
 
 from . import messages as m
@@ -52,9 +52,6 @@ MAX_OUTBOUND = 8
 TX_REQUEST_SECONDS = 30.0
 MAX_REJECTED_TXIDS = 50_000
 USER_AGENT = "/toychain:0.1.0/"
-# Block rejections that may not be the sender's fault (PROTOCOL.md section 7).
-NOT_PUNISHED_BLOCK_CODES = {"bad-txnmrklroot", "bad-txns-duplicate", "time-too-new",
-                            "prev-blk-not-found"}
 
 
 class Node:
@@ -322,11 +319,11 @@ class Node:
         try:
             self.accept_tx(tx, peer.ban_key, relay_skip=peer)
         except RuleError as error:
-            if error.code != "bad-txns-inputs-missingorspent":
+            if error.fault.tx & REMEMBER:
                 if len(self.rejected_txids) >= MAX_REJECTED_TXIDS:
                     self.rejected_txids.clear()
                 self.rejected_txids.add(tx.txid)
-            else:
+            if error.fault.tx & ORPHAN:
                 self.mempool.add_orphan(tx, peer.ban_key)
                 parents = [("tx", txin.prev_txid) for txin in tx.inputs
                            if txin.prev_txid not in self.mempool and txin.prev_txid not in self.tx_requests
@@ -335,7 +332,7 @@ class Node:
                     for _, txid in parents:
                         self.tx_requests[txid] = self.clock()
                     peer.send(m.inv(parents, "getdata"))
-            # An invalid or unwanted loose tx is never punished: the peer may
+            # No decodable loose tx is punished (the fault table): the peer may
             # simply have seen a different block or mempool than we have.
 
     def accept_tx(self, tx: Tx, source: str = "rpc", relay_skip: Peer | None = None) -> int:
@@ -343,7 +340,7 @@ class Node:
         try:
             fee, evicted = self.mempool.accept(tx)
         except RuleError as error:
-            if not (relay_skip is not None and error.code == "bad-txns-inputs-missingorspent"):
+            if not (relay_skip is not None and error.fault.tx & ORPHAN):
                 self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
             raise
         log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
@@ -385,9 +382,9 @@ class Node:
             try:
                 last = self.chain.accept_header(header)
             except RuleError as error:
-                if error.code == "prev-blk-not-found":
+                if error.fault.block & ORPHAN:
                     peer.send(m.getheaders_msg(self.chain.locator()))
-                elif error.code != "time-too-new":
+                elif error.fault.block & PUNISH:
                     self.punish(peer, f"invalid header {header.hash.hex()}: {error}")
                     return
                 break
@@ -437,8 +434,7 @@ class Node:
         outcome = self.accept_block(block, peer.ban_key)
         if outcome.status == "orphan":
             peer.send(m.getheaders_msg(self.chain.locator()))
-        elif outcome.error is not None and outcome.error.kind == CONSENSUS \
-                and outcome.error.code not in NOT_PUNISHED_BLOCK_CODES:
+        elif outcome.error is not None and outcome.error.fault.block & PUNISH:
             self.punish(peer, f"invalid block {block.hash.hex()}: {outcome.error}")
             return
         entry = self.chain.index.get(block.hash)

@@ -39,8 +39,7 @@ class RpcError(Exception):
 
 
 def rejected(error: RuleError) -> RpcError:
-    code = {"bad-encoding": -22, "txn-already-known": -27}.get(error.code, -26)
-    return RpcError(code, str(error), error.code)
+    return RpcError(error.fault.rpc, str(error), error.code)
 
 
 # -- parameter checks -------------------------------------------------------------------------
