@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chain.keys import DEMO_ACCOUNTS
-from node.rpc_client import RpcClientError
+from client.rpc import RpcClientError
 
 from .catalog import DEMOS, ORDER, unavailable
 from .narrator import Narrator

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from chain.params import NETWORKS, Network
 from chain.tx import Tx
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 
 from .actors import Actor, Cast, demo_account, fresh_actor, new_run_id
 from .narrator import Narrator, toy

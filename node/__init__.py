@@ -8,5 +8,10 @@
     rpc       JSON-RPC 2.0 methods of PROTOCOL.md section 8
     server    the aiohttp app: /p2p, /rpc, /events, dialling and shutdown
     events    the /events bus
-    cli       the ``toychain`` command
+    page      the live dashboard page each node serves at ``/``, and CORS for ``/rpc``
+    cli       the ``toychain node`` command (also ``python -m node``)
+
+It imports only ``chain`` (and third-party libraries). The wallet and the
+demos sit above it and reach a node only over RPC (``client/``); the
+``toychain`` command, on top, adds ``cli``'s command to its group.
 """

@@ -1,11 +1,12 @@
-"""The ``toychain`` command: ``toychain node`` runs a node, ``toychain rpc``
-calls any RPC method and prints the JSON result.
+"""The daemon's command line: ``toychain node`` (also ``python -m node``)
+parses and checks its options, then runs one ``NodeServer`` until Ctrl-C,
+SIGTERM or the ``stop`` RPC. The ``toychain`` command adds it to its group
+(``toychain/cli.py``); devnets start their child nodes with ``python -m node``.
 
 Bad input gets a one-line error and a non-zero exit, never a traceback.
 """
 
 import asyncio
-import json
 import logging
 import sys
 from pathlib import Path
@@ -14,17 +15,6 @@ import click
 
 from chain.address import AddressError, decode_address
 from chain.params import NETWORKS
-
-from demos.cli import demo
-from wallet.cli import wallet
-
-from .devnet import devnet
-from .rpc_client import RpcClientError, rpc_call
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
-    """Toychain: a teaching blockchain node."""
 
 
 def _owner(address: str | None) -> bytes | None:
@@ -36,7 +26,7 @@ def _owner(address: str | None) -> bytes | None:
         raise click.BadParameter(str(error), param_hint="--miner-address") from None
 
 
-@main.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--network", type=click.Choice(sorted(NETWORKS)), default="regtest", show_default=True)
 @click.option("--datadir", type=click.Path(file_okay=False), required=True,
               help="Where the chain database and the RPC cookie live.")
@@ -66,37 +56,3 @@ def node(network, datadir, port, bind, peers, mine, automine, miner_address, ver
         asyncio.run(server.run_until_stopped())
     except OSError as error:
         raise click.ClickException(f"cannot start the node: {error}") from None
-
-
-def _parse_arg(text: str):
-    """JSON if it parses (numbers, true, lists), else the plain string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--node", "url", default=None, help="Node URL (default http://127.0.0.1:<regtest port>).")
-@click.option("--datadir", type=click.Path(file_okay=False), help="Read the admin cookie from here.")
-@click.argument("method")
-@click.argument("args", nargs=-1)
-def rpc(url, datadir, method, args):
-    """Call METHOD with ARGS (each parsed as JSON if it can be) and print the result."""
-    url = url or f"http://127.0.0.1:{NETWORKS['regtest'].default_port}"
-    token = None
-    if datadir:
-        try:
-            token = (Path(datadir) / ".cookie").read_text().strip()
-        except OSError as error:
-            raise click.ClickException(f"cannot read the cookie in {datadir}: {error}") from None
-    try:
-        result = rpc_call(url, method, [_parse_arg(a) for a in args], token)
-    except RpcClientError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(json.dumps(result, indent=2))
-
-
-main.add_command(wallet)
-main.add_command(devnet)
-main.add_command(demo)

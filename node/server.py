@@ -4,7 +4,7 @@ This module only moves bytes: it accepts and dials WebSockets, feeds each
 text frame to ``Node.on_frame``, writes what the node sends through a
 bounded per-peer queue, serves JSON-RPC over HTTP POST, and streams events.
 All decisions live in ``node.py``. ``/`` serves the live dashboard page for
-this node (``dashboard_server.py``).
+this node (``page.py``).
 
 Security defaults: bind 127.0.0.1; admin RPC methods need
 ``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
@@ -32,12 +32,12 @@ from chain.sigcache import SignatureCache
 from chain.storage import Store
 
 from . import rpc
-from .dashboard_server import add_page_routes, allow_loopback_cors, single_node_config
 from .events import EventBus
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
 from .miner import Miner
 from .node import Node
+from .page import add_page_routes, allow_loopback_cors, single_node_config
 
 log = logging.getLogger("toychain")
 

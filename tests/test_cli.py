@@ -1,8 +1,8 @@
-"""The ``toychain`` command (node/cli.py) run for real, as a subprocess: a
-node on an explicit free port, ``toychain rpc`` against it (admin methods
-need --datadir for the cookie), clear one-line errors without tracebacks,
-usage errors for bad options, a clean stop on SIGTERM and a restart that
-resumes the same chain from the same data directory.
+"""The ``toychain`` command (toychain/cli.py, node/cli.py) run for real, as a
+subprocess: a node on an explicit free port, ``toychain rpc`` against it
+(admin methods need --datadir for the cookie), clear one-line errors without
+tracebacks, usage errors for bad options, a clean stop on SIGTERM and a
+restart that resumes the same chain from the same data directory.
 """
 
 import json
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 
 from .nodes import address, run, wait_for
 

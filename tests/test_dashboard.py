@@ -24,11 +24,11 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from chain.keys import DEMO_ACCOUNTS
-from node.dashboard_server import demo_catalog
-from node.devnet import demo_address
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 from tests.helpers import wait_until
 from tests.test_devnet import READY, TOYCHAIN, Devnet, env, free_base_port
+from toychain.dashboard_server import demo_catalog
+from toychain.devnet import demo_address
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

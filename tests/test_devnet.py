@@ -15,8 +15,8 @@ from pathlib import Path
 
 from chain.amounts import COIN
 from chain.keys import DEMO_ACCOUNTS
-from node.devnet import demo_address
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
+from toychain.devnet import demo_address
 
 from .helpers import wait_until
 

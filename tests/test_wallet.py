@@ -26,7 +26,7 @@ from chain.keys import public_key
 from chain.params import REGTEST
 from chain.tx import INPUT_SIZE, OUTPUT_SIZE, OutPoint
 from chain.tx_rules import check_tx_consensus
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 from wallet import keystore as ks
 from wallet.builder import InsufficientFunds, Spendable, build_payment, tx_size
 from wallet.client import NodeClient, spendable

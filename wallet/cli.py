@@ -17,7 +17,7 @@ from rich.table import Table
 from chain.address import AddressError, decode_address
 from chain.amounts import format_toy, parse_toy
 from chain.keys import DEMO_ACCOUNTS
-from node.rpc_client import RpcClientError
+from client.rpc import RpcClientError
 
 from . import keystore as ks
 from .builder import InsufficientFunds, build_payment

@@ -6,7 +6,7 @@ from chain.address import decode_address
 from chain.coins import Coin
 from chain.params import NETWORKS, Network
 from chain.tx import OutPoint, Tx
-from node.rpc_client import rpc_call
+from client.rpc import rpc_call
 
 from .builder import Spendable
 

@@ -1,33 +1,24 @@
-"""The live dashboard's server side: the page, its config, and the devnet's
-"try it" panel.
+"""The devnet's dashboard server: the live dashboard for the whole network,
+on its own port, with the "try it" panel a node never serves.
 
-The page itself (``node/dashboard/``: plain HTML, CSS and JavaScript, no
-build step, nothing fetched from the internet) learns from
-``GET /dashboard/config`` which nodes to watch, then talks to each node
-directly from the browser: JSON-RPC over ``POST /rpc`` and the ``/events``
-WebSocket, the same API as any other client. So it can be served by:
+``toychain devnet up`` runs a ``DashboardServer``. It serves the same page
+as every node (``node/page.py``), configured to watch every devnet node,
+and adds two things a node never does:
 
-* every node, at ``/``, for its own view (``single_node_config``);
-* ``toychain devnet up``, on its own port, for the whole network
-  (``DashboardServer``), which adds two things a node never does:
+* ``POST /api/send {from, to, amount[, node]}`` signs a payment with a
+  *demo* account's well-known key (server side, never in the browser) and
+  submits it with ``sendrawtransaction``. An amount above the balance is
+  sent anyway: the tx spends the sender's coins (its 1,000 largest at most)
+  and pays the whole amount, so the class sees a node refuse it with
+  ``bad-txns-in-belowout`` and its numbers;
+* ``POST /api/demo/NAME`` runs ``toychain demo NAME --json --node URL ...``
+  (every devnet node, no cookie: the demo waits for the network's own
+  miners) and streams its narration (JSON lines, ``demos/narrator.py``).
 
-  - ``POST /api/send {from, to, amount[, node]}`` signs a payment with a
-    *demo* account's well-known key (server side, never in the browser) and
-    submits it with ``sendrawtransaction``. An amount above the balance is
-    sent anyway: the tx spends the sender's coins (its 1,000 largest at most)
-    and pays the whole amount, so the class sees a node refuse it with
-    ``bad-txns-in-belowout`` and its numbers;
-  - ``POST /api/demo/NAME`` runs ``toychain demo NAME --json --node URL ...``
-    (every devnet node, no cookie: the demo waits for the network's own
-    miners) and streams its narration (JSON lines, ``demos/narrator.py``).
-
-  Both answer only requests from the page's own origin on a loopback host,
-  so no other web page open in the browser can send or run anything.
-
-The page on the devnet's port calls the nodes on other ports, so a node
-answers CORS for ``/rpc`` to loopback origins (``allow_loopback_cors``);
-never for a request that carries a token: admin methods stay out of reach
-of any page.
+Both answer only requests from the page's own origin on a loopback host,
+so no other web page open in the browser can send or run anything. The
+page on this port calls the nodes on theirs, which they allow for loopback
+origins (``node/page.py``, ``allow_loopback_cors``).
 """
 
 import asyncio
@@ -35,8 +26,6 @@ import contextlib
 import json
 import sys
 import threading
-from functools import cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -47,92 +36,16 @@ from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.mining import sign_tx
 from chain.params import NETWORKS
 from chain.tx import Tx, TxIn, TxOut
+from client.rpc import RpcClientError, rpc_call
+from demos.catalog import ORDER, unavailable
+from node.page import LOOPBACK, add_page_routes, demo_accounts
+from wallet.builder import InsufficientFunds, build_payment
+from wallet.client import spendable
+from wallet.keystore import Keystore
 
-from .rpc_client import RpcClientError, rpc_call
-
-PAGE_DIR = Path(__file__).parent / "dashboard"
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
-# The page runs only its own script and style; it may call nodes on any port.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self' http: ws:; frame-ancestors 'none'")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 FEE_RATE = 1  # units per byte: the nodes' minimum relay fee rate
 MAX_OVERSPEND_INPUTS = 1000  # an overspend spends the sender's largest coins, at most this many
 MAX_DEMO_LINE = 64 * 1024
-
-
-@cache
-def demo_accounts() -> tuple[dict, ...]:
-    return tuple({"name": name, "address": encode_address(owner_of(public_key(demo_private_key(name))))}
-                 for name in DEMO_ACCOUNTS)
-
-
-# -- the page, served by nodes and by the devnet -----------------------------------------------
-
-def add_page_routes(app: web.Application, config) -> None:
-    """``/`` (the page), ``/dashboard/config`` (``config(request)``) and the assets."""
-    async def page(request: web.Request) -> web.Response:
-        return _file("index.html", "text/html")
-
-    async def asset(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in ASSETS:
-            raise web.HTTPNotFound()
-        return _file(name, ASSETS[name])
-
-    async def config_json(request: web.Request) -> web.Response:
-        return web.json_response(config(request), headers={"Cache-Control": "no-store"})
-
-    app.router.add_get("/", page)
-    app.router.add_get("/dashboard/config", config_json)
-    app.router.add_get("/dashboard/{name}", asset)
-
-
-def _file(name: str, content_type: str) -> web.Response:
-    return web.Response(body=(PAGE_DIR / name).read_bytes(), content_type=content_type, charset="utf-8",
-                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP,
-                                 "X-Content-Type-Options": "nosniff"})
-
-
-def single_node_config(listen: str, request: web.Request) -> dict:
-    """A node's own view: just itself, no sending, no demos."""
-    return {"title": f"Toychain node {listen}", "accounts": list(demo_accounts()), "try_it": False,
-            "demos": [], "nodes": [{"name": "this node", "url": f"http://{request.host}"}]}
-
-
-# -- CORS for a node's /rpc ------------------------------------------------------------------------
-
-def _loopback_origin(request: web.Request) -> str | None:
-    origin = request.headers.get("Origin", "")
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(origin)
-        if parts.scheme == "http" and parts.hostname in LOOPBACK and parts.port is not None:
-            return origin
-    return None
-
-
-def allow_loopback_cors(app: web.Application, path: str = "/rpc") -> None:
-    """Let pages on loopback origins (the devnet dashboard) call ``path``
-    without a token. A preflight never allows the Authorization header, so a
-    page can only reach methods that need no cookie."""
-    async def preflight(request: web.Request) -> web.Response:
-        origin = _loopback_origin(request)
-        if origin is None:
-            return web.Response(status=403)
-        return web.Response(status=204, headers={
-            "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600",
-            "Vary": "Origin"})
-
-    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        origin = _loopback_origin(request)
-        if (request.path == path and request.method == "POST" and origin is not None
-                and "Authorization" not in request.headers and response.status != 401):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-
-    app.router.add_route("OPTIONS", path, preflight)
-    app.on_response_prepare.append(on_prepare)
 
 
 # -- the devnet's try-it panel: sending with demo keys ---------------------------------------------
@@ -156,11 +69,6 @@ def build_send(url: str, sender: str, to_owner: bytes, amount: int) -> tuple[Tx,
     node at ``url`` lists: a normal payment with change when the coins cover
     amount + fee, else (``overspend`` True) a tx that spends the sender's coins
     and pays the whole amount anyway, which every node must refuse."""
-    # Imported here: a node imports this module for its page, and a node holds no keys.
-    from wallet.builder import InsufficientFunds, build_payment
-    from wallet.client import spendable
-    from wallet.keystore import Keystore
-
     magic = NETWORKS[rpc_call(url, "getblockchaininfo")["network"]].magic
     store = Keystore()
     key = store.import_demo(sender)
@@ -210,7 +118,6 @@ def send(nodes: list[dict], request: dict) -> dict:
 def demo_catalog(node_count: int) -> list[dict]:
     """The scenarios of ``toychain demo``, each with why it cannot run on a
     running network of ``node_count`` nodes (null when it can)."""
-    from demos.catalog import ORDER, unavailable
     return [{"name": m.NAME, "title": m.TITLE, "summary": m.SUMMARY,
              "unavailable": unavailable(m, node_count, own=False)} for m in ORDER]
 
@@ -315,7 +222,7 @@ class DashboardServer:
             response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                                    "Cache-Control": "no-store"})
             await response.prepare(request)
-            command = [sys.executable, "-m", "node", "demo", name, "--json"]
+            command = [sys.executable, "-m", "toychain", "demo", name, "--json"]
             for node in self.nodes:
                 command += ["--node", node["url"]]
             child = await asyncio.create_subprocess_exec(

@@ -1,5 +1,13 @@
 """A small synchronous JSON-RPC client (standard library only), used by the
-``toychain rpc`` command, the wallet and the demos."""
+``toychain rpc`` command, the wallet, the demos and the devnet.
+
+One call is one HTTP ``POST URL/rpc`` with a JSON-RPC 2.0 request (and
+``Authorization: Bearer <cookie>`` when a token is given, for admin
+methods). Every failure becomes one ``RpcClientError`` whose message is a
+sentence for the user: the node unreachable, an admin method without the
+cookie (HTTP 401), a reply that is not JSON, or the node's own RPC error,
+whose ``code`` and ``reject_reason`` are kept for callers that check them.
+"""
 
 import json
 import urllib.error

@@ -1,16 +1,16 @@
 """``toychain devnet``: a local multi-node network in one command.
 
-``up`` starts N child processes, ``toychain node --network devnet --mine``,
-on ports 8331, 8332, ... of 127.0.0.1, each dialling every node started
-before it, each mining to one demo account (node 1 to alice, node 2 to bob,
-...). The devnet's easy proof of work and the genesis coin of alice mean
-demo accounts have spendable coins within seconds. The layout of the network
-is written to ``DIR/devnet.json``, so running ``up`` again resumes the same
-chains, and ``status`` knows where to look. Every demo account also gets a
-wallet file ``DIR/wallets/NAME.json`` (password ``demo``: these keys are
-public, never use them for anything real).
+``up`` starts N child processes, ``python -m node --network devnet --mine``
+(the ``toychain node`` command), on ports 8331, 8332, ... of 127.0.0.1, each
+dialling every node started before it, each mining to one demo account
+(node 1 to alice, node 2 to bob, ...). The devnet's easy proof of work and
+the genesis coin of alice mean demo accounts have spendable coins within
+seconds. The layout of the network is written to ``DIR/devnet.json``, so
+running ``up`` again resumes the same chains, and ``status`` knows where to
+look. Every demo account also gets a wallet file ``DIR/wallets/NAME.json``
+(password ``demo``: these keys are public, never use them for anything real).
 
-``up`` also serves the live dashboard (``node/dashboard_server.py``) on the
+``up`` also serves the live dashboard (``dashboard_server.py``) on the
 port of node 1 + 100 and prints its URL with the node table; it opens no
 browser.
 
@@ -33,10 +33,10 @@ from chain.address import encode_address
 from chain.amounts import format_toy
 from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.params import DEVNET
+from client.rpc import RpcClientError, rpc_call
 from wallet import keystore as ks
 
 from .dashboard_server import DashboardServer
-from .rpc_client import RpcClientError, rpc_call
 
 DEMO_PASSWORD = "demo"
 FIRST_PORT = DEVNET.default_port
@@ -80,7 +80,7 @@ def _url(node: dict) -> str:
 
 def _start(node: dict, others: list[dict]) -> subprocess.Popen:
     Path(node["datadir"]).mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "node", "node", "--network", "devnet",
+    command = [sys.executable, "-m", "node", "--network", "devnet",
                "--datadir", node["datadir"], "--port", str(node["port"]), "--mine",
                "--miner-address", demo_address(node["miner"])]
     for other in others:
