@@ -22,13 +22,15 @@ import pytest
 from chain.address import decode_address, encode_address
 from chain.amounts import COIN, format_toy
 from chain.coins import Coin
+from chain.errors import RuleError
 from chain.keys import public_key
 from chain.params import REGTEST
 from chain.tx import INPUT_SIZE, OUTPUT_SIZE, OutPoint
-from chain.tx_rules import check_tx_consensus
+from chain.tx_rules import check_authorizations, check_tx_consensus, find_spent_coins
 from client.rpc import RpcClientError, rpc_call
 from wallet import keystore as ks
-from wallet.builder import InsufficientFunds, Spendable, build_payment, tx_size
+from wallet.builder import (MAX_OVERSPEND_INPUTS, InsufficientFunds, Spendable, build_overspend,
+                            build_payment, tx_size)
 from wallet.client import NodeClient, spendable
 
 from .helpers import Harness, owner, secret, wait_until
@@ -446,6 +448,34 @@ def test_signed_payment_passes_consensus_on_a_real_chain():
     assert h.balance("bob") == amount
     assert [c.amount for _, c in h.chain.store.coins_of(change.owner)] == [payment.change]
     assert payment.change == 5 * 50 * COIN - amount - payment.fee
+
+
+def test_overspend_is_signed_for_real_and_refused_only_for_its_amount():
+    """``build_overspend`` (send --overspend-anyway, the dashboard's try-it
+    panel): the largest coins, one output paying the whole amount, valid
+    signatures, so the chain's only objection is the overspend itself."""
+    h = Harness()
+    h.mine_empty(2, reward_to="carol")
+    h.mine_empty(11)
+    store = alice_store()
+    store.import_demo("carol")
+    height = h.chain.height + 1
+    usable = [Spendable(op, c, height - c.height) for name in ("alice", "carol")
+              for op, c in h.mature_coins_of(name)]
+    have = sum(s.coin.amount for s in usable)
+    tx, coins = build_overspend(store, usable, owner("bob"), have + COIN, REGTEST.magic)
+    assert sorted(c.outpoint for c in coins) == sorted(s.outpoint for s in usable)
+    assert [(o.amount, o.owner) for o in tx.outputs] == [(have + COIN, owner("bob"))]
+    check_authorizations(tx, find_spent_coins(tx, h.chain), REGTEST.magic)  # every signature holds
+    with pytest.raises(RuleError) as refused:
+        check_tx_consensus(tx, h.chain, height, h.net)
+    assert refused.value.code == "bad-txns-in-belowout"
+    assert refused.value.message == f"inputs {format_toy(have)} < outputs {format_toy(have + COIN)}"
+    # at most MAX_OVERSPEND_INPUTS inputs, the largest coins
+    many = [coin(i % 250 + 1, (i + 1) * 1000) for i in range(MAX_OVERSPEND_INPUTS + 5)]
+    tx, coins = build_overspend(alice_store(), many, owner("bob"), 10**15, REGTEST.magic)
+    assert len(tx.inputs) == len(coins) == MAX_OVERSPEND_INPUTS
+    assert min(c.coin.amount for c in coins) == 6 * 1000  # the 5 smallest were left out
 
 
 def test_client_spendable_splits_mature_and_immature_rows():
