@@ -11,7 +11,8 @@ two lines. So the commands print through these helpers instead:
   name (``UNLIMITED`` columns, ``$COLUMNS`` ignored): every table as wide as
   its content, every line whole.
 * ``table()`` makes a table whose cells fold onto a next line when a
-  terminal is too narrow, never end in "…": the whole value is always there.
+  terminal is too narrow, never end in "…": the whole value is always there;
+  and a table is at least as wide as its title, which would wrap otherwise.
 * Lines that someone will copy (a command, a URL) are printed with
   ``soft_wrap=True``: the terminal wraps them for the eye, and a copy is one
   line.
@@ -26,6 +27,7 @@ group shares with its subcommands, and ``wants_json()`` reads it.
 import click
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 UNLIMITED = 10_000  # columns: wider than any line or table the commands print
 _JSON = "display.json"
@@ -40,10 +42,13 @@ def console(**options) -> Console:
     return out
 
 
-def table(*headers: str, **options) -> Table:
+def table(*headers: str, title: str | None = None, **options) -> Table:
     """A rich table (``options`` as for ``rich.table.Table``) whose cells
-    fold instead of being cut when the terminal is too narrow."""
-    return Table(*(Column(header, overflow="fold") for header in headers), **options)
+    fold instead of being cut when the terminal is too narrow, and at least
+    as wide as its title, so that the title is not wrapped either."""
+    width = Text.from_markup(title).cell_len if title else None
+    return Table(*(Column(header, overflow="fold") for header in headers), title=title,
+                 min_width=width, **options)
 
 
 def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:

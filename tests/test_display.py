@@ -19,6 +19,7 @@ TXID = "ab" * 32
 ALICE = encode_address(owner("alice"))
 REFUSAL = {"node": "node1", "accepted": False, "reject_reason": "bad-txns-in-belowout",
            "message": "inputs 10.00000000 TOY < outputs 15.00000000 TOY"}
+TITLE = "what the payment spends and what it pays (a narrow table, a long title)"
 NOTE = "Every node checks every spend against the coins that exist, so the payment goes nowhere."
 
 
@@ -34,6 +35,8 @@ def narrate(out) -> str:
     say.start("overspend", "Overspend", "alice tries to pay 15 TOY with 10", [])
     say.step("alice", f"signs tx {TXID} paying bob 15 TOY", answers=[REFUSAL], note=NOTE,
              table={"title": "the coins", "columns": ["txid", "owner"], "rows": [[TXID, ALICE]]})
+    say.step("the network", "adds it up", table={"title": TITLE, "columns": ["", "TOY"],
+                                                  "rows": [["inputs", "10"], ["outputs", "15"]]})
     return Text.from_ansi(out.getvalue()).plain
 
 
@@ -45,6 +48,7 @@ def test_off_a_terminal_every_line_and_table_is_whole(monkeypatch):
         in lines
     assert f"   {NOTE}" in lines
     assert any(TXID in line and ALICE in line for line in lines)
+    assert TITLE in lines
 
 
 def test_on_a_narrow_terminal_table_cells_fold_and_are_never_cut(monkeypatch):
@@ -52,7 +56,7 @@ def test_on_a_narrow_terminal_table_cells_fold_and_are_never_cut(monkeypatch):
     monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
     text = narrate(Terminal())
     assert "…" not in text
-    grid = text.split("the coins", 1)[1]  # the table, after its title
+    grid = text.split("the coins", 1)[1].split("adds it up", 1)[0]  # the first table
     rows = [line.split("│") for line in grid.splitlines() if line.startswith("│")]
     assert rows and all(len(line) <= 30 for line in text.splitlines() if "│" in line)
     assert "".join(row[1].strip() for row in rows) == TXID  # folded, whole
