@@ -201,7 +201,7 @@ def _amount(text: str) -> int:
 @click.pass_obj
 @fail_cleanly
 def send(obj: Context, address, amount, fee_rate, yes, overspend_anyway):
-    """Pay AMOUNT TOY (e.g. 1.5) to ADDRESS."""
+    """Pay AMOUNT TOY (for example 1.5) to ADDRESS."""
     to_owner = decode_address(address)
     units = _amount(amount)
     store, password = obj.open()
