@@ -1,7 +1,8 @@
 """The ``toychain`` command: one group over every layer. ``toychain node``
 runs a node (``node/cli.py``), ``toychain rpc`` calls any RPC method and
-prints the JSON result, and ``wallet``, ``demo`` and ``devnet`` come from
-their packages.
+prints the JSON result (``--json``, a habit from the other commands, is
+accepted and changes nothing), and ``wallet``, ``demo`` and ``devnet`` come
+from their packages.
 
 Bad input gets a one-line error and a non-zero exit, never a traceback.
 """
@@ -36,6 +37,8 @@ def _parse_arg(text: str):
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--node", "url", default=None, help="Node URL (default http://127.0.0.1:<regtest port>).")
 @click.option("--datadir", type=click.Path(file_okay=False), help="Read the admin cookie from here.")
+@click.option("--json", is_flag=True, expose_value=False,
+              help="Accepted anywhere, never sent to the node as a parameter: the result is JSON anyway.")
 @click.argument("method")
 @click.argument("args", nargs=-1)
 def rpc(url, datadir, method, args):

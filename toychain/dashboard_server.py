@@ -8,9 +8,10 @@ and adds two things a node never does:
 * ``POST /api/send {from, to, amount[, node]}`` signs a payment with a
   *demo* account's well-known key (server side, never in the browser) and
   submits it with ``sendrawtransaction``. An amount above the balance is
-  sent anyway: the tx spends the sender's coins (its 1,000 largest at most)
-  and pays the whole amount, so the class sees a node refuse it with
-  ``bad-txns-in-belowout`` and its numbers;
+  sent anyway (``wallet.builder.build_overspend``): the tx spends the
+  sender's coins (its 1,000 largest at most) and pays the whole amount, so
+  the class sees a node refuse it with ``bad-txns-in-belowout`` and its
+  numbers;
 * ``POST /api/demo/NAME`` runs ``toychain demo NAME --json --node URL ...``
   (every devnet node, no cookie: the demo waits for the network's own
   miners) and streams its narration (JSON lines, ``demos/narrator.py``).
@@ -33,18 +34,16 @@ from aiohttp import web
 from chain.address import AddressError, decode_address, encode_address
 from chain.amounts import format_toy, parse_toy
 from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
-from chain.mining import sign_tx
 from chain.params import NETWORKS
-from chain.tx import Tx, TxIn, TxOut
+from chain.tx import Tx
 from client.rpc import RpcClientError, rpc_call
 from demos.catalog import ORDER, unavailable
 from node.page import LOOPBACK, add_page_routes, demo_accounts
-from wallet.builder import InsufficientFunds, build_payment
+from wallet.builder import InsufficientFunds, build_overspend, build_payment
 from wallet.client import spendable
 from wallet.keystore import Keystore
 
 FEE_RATE = 1  # units per byte: the nodes' minimum relay fee rate
-MAX_OVERSPEND_INPUTS = 1000  # an overspend spends the sender's largest coins, at most this many
 MAX_DEMO_LINE = 64 * 1024
 
 
@@ -78,10 +77,7 @@ def build_send(url: str, sender: str, to_owner: bytes, amount: int) -> tuple[Tx,
         return payment.tx, False
     except InsufficientFunds:
         pass  # a wallet stops here; the page sends it anyway, so the class sees a node refuse it
-    coins = sorted(usable, key=lambda s: -s.coin.amount)[:MAX_OVERSPEND_INPUTS]
-    unsigned = Tx(1, tuple(TxIn(s.outpoint.txid, s.outpoint.index, key.pubkey, bytes(64)) for s in coins),
-                  (TxOut(amount, to_owner),), 0)
-    return sign_tx(unsigned, [key.secret] * len(coins), [s.coin.txout for s in coins], magic), True
+    return build_overspend(store, usable, to_owner, amount, magic)[0], True
 
 
 def send(nodes: list[dict], request: dict) -> dict:
