@@ -429,9 +429,10 @@ class Node:
     def _on_block(self, peer: Peer, msg: dict) -> None:
         block = msg["block"]
         peer.mark_known("block", block.hash)
-        if peer.blocks_in_flight.pop(block.hash, None) is not None:
+        requested = peer.blocks_in_flight.pop(block.hash, None) is not None
+        if requested:
             self.requested.pop(block.hash, None)
-        outcome = self.accept_block(block, peer.ban_key)
+        outcome = self.accept_block(block, peer.ban_key, requested)
         if outcome.status == "orphan":
             peer.send(m.getheaders_msg(self.chain.locator()))
         elif outcome.error is not None and outcome.error.fault.block & PUNISH:
@@ -442,9 +443,9 @@ class Node:
             peer.height = max(peer.height, entry.height)
         self._schedule_downloads()
 
-    def accept_block(self, block: Block, source: str = "rpc"):
+    def accept_block(self, block: Block, source: str = "rpc", requested: bool = True):
         """Process a block from anywhere; update the mempool, relay, publish events."""
-        outcome = self.chain.process_block(block)
+        outcome = self.chain.process_block(block, requested, source)
         self.wanted_blocks.pop(block.hash, None)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)

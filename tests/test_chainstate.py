@@ -10,7 +10,8 @@ import pytest
 
 from chain.amounts import COIN
 from chain.block import Block, Header
-from chain.chainstate import FAILED, HAVE_DATA, MAX_ORPHAN_BLOCKS, ChainState
+from chain.chainstate import FAILED, HAVE_DATA, ChainState
+from chain.orphans import MAX_ORPHAN_BLOCKS
 from chain.coins import Coin
 from chain.errors import RuleError
 from chain.params import MAX_FUTURE_SECONDS, REGTEST
