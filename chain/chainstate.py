@@ -25,8 +25,8 @@ one SQLite transaction (chain/storage.py); the index, statuses, ``seq``,
 candidates, active chain and caches change only after that write returned.
 A write that raises (disk full, database locked) reaches the caller and
 leaves memory equal to what reopening the file would load; a reorg that one
-cuts short is resumed by the next block processed (a resubmitted one too,
-as Core runs ActivateBestChain for every block), or by the reopen.
+cuts short is resumed by the next ``process_block`` (of any block, the same
+one resubmitted too), or by the reopen.
 
 Whether a failed block is remembered as invalid (so its descendants get
 ``bad-prevblk``) comes from the fault table in ``chain/errors.py``: not when
@@ -316,15 +316,15 @@ class ChainState:
         reason = self.invalid_reason(header.hash)
         if reason is not None:
             raise RuleError(reason, f"block {header.hash.hex()} is known to be invalid")
-        if header.hash in self.index:
-            return self.index[header.hash]
-        check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
-        try:
-            check_header(header, self.net)
-        except RuleError as error:
-            self._reject(header.hash, error)
-            raise
-        entry = self._accept_header_context(header)
+        entry = self.index.get(header.hash)
+        if entry is None:
+            check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
+            try:
+                check_header(header, self.net)
+            except RuleError as error:
+                self._reject(header.hash, error)
+                raise
+            entry = self._accept_header_context(header)
         self._forget_loose_entries()
         return entry
 
@@ -362,7 +362,10 @@ class ChainState:
         unasked does not): an unrequested block on a chain with less work than
         our tip is not stored. ``source`` names the sender, so that the
         orphan pool can evict fairly."""
+        # First finish a reorg that a failed write cut short, if any (cheap otherwise).
+        connected, disconnected, _ = self._activate_best_chain()
         outcome = self._process_one(block, requested, source)
+        outcome.connected[:0], outcome.disconnected[:0] = connected, disconnected
         entry = self.index.get(block.hash)
         stored = entry is not None and entry.status & HAVE_DATA and not entry.failed
         # Orphans waiting for this block (and for their own children) can now go.
@@ -389,8 +392,7 @@ class ChainState:
                                                                        f"is known to be invalid"))
         known = self.index.get(hash_)
         if known is not None and known.status & HAVE_DATA:
-            connected, disconnected, _ = self._activate_best_chain()  # if a failed write cut one short
-            return BlockOutcome("duplicate", None, connected, disconnected)
+            return BlockOutcome("duplicate")
         try:
             check_proof_of_work(block.header, self.net)
         except RuleError as error:
