@@ -24,7 +24,7 @@ import pytest
 
 from chain.amounts import COIN
 from chain.block import Block, Header
-from chain.chainstate import ChainState
+from chain.chainstate import HAVE_DATA, ChainState
 from chain.coins import Coin
 from chain.mining import mine_block
 from chain.params import DEVNET, REGTEST
@@ -843,6 +843,42 @@ def test_orphan_tx_from_a_peer_waits_for_its_parent(tmp_path, unused_listen):
                 assert call(honest, "getmempoolinfo")["orphans"] == 0
                 await peer.ping()
                 assert call(honest, "listbanned") == []
+            finally:
+                await peer.close()
+    run(scenario())
+
+
+def test_an_unsolicited_block_on_a_weaker_branch_keeps_only_its_header(tmp_path, unused_listen):
+    """Core's AcceptBlock rule (chain/chainstate.py): a block a peer pushes unasked
+    is stored only if its chain has at least our tip's work; the node asks for it
+    after an inv, and a block it asked for is stored whatever its work."""
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            (server,) = net.nodes
+            call(server, "generatetoaddress", 3, address("alice"))
+            chain = server.node.chain
+            weaker = block_on_tip(chain, parent=chain.entry_at(1))
+            peer = await RawPeer.open(server, unused_listen())
+            try:
+                await peer.handshake()
+                await peer.send({"type": "block", "block": weaker.raw.hex()})
+                await peer.ping()
+                assert not chain.index[weaker.hash].status & HAVE_DATA  # the header only
+                assert chain.store.get_block_raw(weaker.hash) is None
+
+                await peer.send({"type": "inv", "items": [["block", weaker.hash.hex()]]})
+                await peer.expect("getdata", lambda m: m["items"] == [["block", weaker.hash.hex()]])
+                await peer.send({"type": "block", "block": weaker.raw.hex()})
+                await peer.ping()
+                assert chain.index[weaker.hash].status & HAVE_DATA
+                assert chain.store.get_block_raw(weaker.hash) == weaker.raw
+                assert chain.height == 3
+
+                stronger = block_on_tip(chain)  # unasked, but more work than the tip: connected
+                await peer.send({"type": "block", "block": stronger.raw.hex()})
+                await peer.ping()
+                assert chain.tip.hash == stronger.hash
+                assert call(server, "listbanned") == []
             finally:
                 await peer.close()
     run(scenario())
