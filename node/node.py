@@ -389,11 +389,13 @@ class Node:
                     return
                 break
             peer.mark_known("block", header.hash)
+            if last.hash not in self.chain.index:
+                break  # not kept: the chain state's loose entries are full (chain/chainstate.py)
             if not last.status & HAVE_DATA and not last.failed and last.hash not in self.wanted_blocks:
                 self.wanted_blocks[last.hash] = last.height
         if last is not None:
             peer.height = max(peer.height, last.height)
-            if len(headers) == m.MAX_HEADERS:
+            if len(headers) == m.MAX_HEADERS and last.hash in self.chain.index:
                 peer.send(m.getheaders_msg([last.hash] + self.chain.locator()))
         self._schedule_downloads()
 

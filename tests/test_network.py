@@ -24,14 +24,15 @@ import pytest
 
 from chain.amounts import COIN
 from chain.block import Block, Header
+from chain import chainstate
 from chain.chainstate import HAVE_DATA, ChainState
 from chain.coins import Coin
-from chain.mining import mine_block
+from chain.mining import mine_block, solve
 from chain.params import DEVNET, REGTEST
 from chain.pow import compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
-from node import rpc
+from node import messages, rpc
 from node.server import NodeServer
 
 from .helpers import make_tx, owner
@@ -878,6 +879,45 @@ def test_an_unsolicited_block_on_a_weaker_branch_keeps_only_its_header(tmp_path,
                 await peer.send({"type": "block", "block": stronger.raw.hex()})
                 await peer.ping()
                 assert chain.tip.hash == stronger.hash
+                assert call(server, "listbanned") == []
+            finally:
+                await peer.close()
+    run(scenario())
+
+
+@pytest.mark.parametrize("room", [3000, 5])
+def test_headers_sync_pauses_while_the_chain_has_no_room_for_loose_entries(
+        tmp_path, unused_listen, monkeypatch, room):
+    """A full headers message asks for the next one, unless the chain state forgot
+    its last header because its loose entries (headers without bodies) are at
+    their bound: then the node stops asking, instead of fetching headers that
+    would be forgotten at once."""
+    monkeypatch.setattr(chainstate, "MAX_LOOSE_ENTRIES", room)
+
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            (server,) = net.nodes
+            chain = server.node.chain
+            headers, parent, when = [], chain.tip, chain.tip.header.time
+            for _ in range(messages.MAX_HEADERS):
+                when += 1
+                header = solve(Header(1, parent.hash if not headers else headers[-1].hash,
+                                      bytes(32), when, REGTEST.pow_limit_bits, 0))
+                headers.append(header)
+            peer = await RawPeer.open(server, unused_listen())
+            try:
+                await peer.handshake()
+                await peer.send(messages.headers_msg(headers))
+                await peer.send({"type": "ping", "nonce": 7})
+                frames = []
+                while (msg := await peer.recv())["type"] != "pong":
+                    frames.append(msg)
+                asked = [f for f in frames if f["type"] == "getheaders"]
+                if room > len(headers):
+                    assert [f["locator"][0] for f in asked] == [headers[-1].hash.hex()]
+                else:
+                    assert asked == [] and len(chain._loose) == room
+                    assert headers[-1].hash not in chain.index
                 assert call(server, "listbanned") == []
             finally:
                 await peer.close()
