@@ -354,9 +354,9 @@ def run_mark(heights: list[int], repeat: int, directory: str) -> None:
     finally:
         chain.close()
     first = results[0][1]
-    print("  chain height  seconds  vs first")
+    print("  chain height  milliseconds  vs first")
     for height, seconds in results:
-        print(f"  {height:>12,}  {seconds:7.4f}  {seconds / first:8.2f}")
+        print(f"  {height:>12,}  {seconds * 1000:12.3f}  {seconds / first:8.2f}")
     print(flush=True)
 
 
