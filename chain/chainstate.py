@@ -6,8 +6,9 @@ Every header that passes its checks gets a ``BlockEntry`` in the *block
 index*, a tree rooted at genesis; each entry knows its height, its parent,
 its children and the total work of the chain ending there. Blocks (bodies)
 arrive separately and in any order. An entry becomes *chain-complete* when
-its own body and every ancestor's body are stored; it is then a *candidate*
-tip and gets the next sequence number ``seq`` (Core's ``nSequenceId``).
+its own body and every ancestor's body are stored (and it is not known
+invalid); it is then a *candidate* tip and gets the next sequence number
+``seq`` (Core's ``nSequenceId``).
 
 The *active chain* is the candidate with the most cumulative work; on a tie,
 the one whose whole chain had its data first (lowest ``seq``; the order
@@ -26,7 +27,8 @@ candidates, active chain and caches change only after that write returned.
 A write that raises (disk full, database locked) reaches the caller and
 leaves memory equal to what reopening the file would load; a reorg that one
 cuts short is resumed by the next ``process_block`` (of any block, the same
-one resubmitted too), or by the reopen.
+one resubmitted too), or by the reopen. The file records the network it
+was made for: opening it for another raises ``WrongNetwork``.
 
 Whether a failed block is remembered as invalid (so its descendants get
 ``bad-prevblk``) comes from the fault table in ``chain/errors.py``: not when
@@ -43,10 +45,10 @@ regtest, so work alone bounds nothing there):
   not stored, only its header (Core's AcceptBlock rule);
 * remembered invalid hashes without an index entry: the latest
   ``MAX_INVALID_HASHES``;
-* *loose* index entries, those that cannot be connected as they stand (a
-  body on their chain is missing, or they are known invalid): at most
-  ``MAX_LOOSE_ENTRIES``; past it the loose leaf with the least work (the
-  newest among equals) is forgotten, on disk and in memory;
+* *side* index entries, every entry off the active chain (side branches,
+  headers waiting for bodies, invalid blocks): at most ``MAX_SIDE_ENTRIES``;
+  past it the side leaf with the least work (the newest among equals) is
+  forgotten, on disk and in memory;
 * decoded bodies kept between storing and connecting them: the last
   ``MAX_CACHED_BODIES``, at most ``MAX_CACHED_BODY_BYTES``.
 
@@ -77,10 +79,10 @@ MAX_LOCATOR = 101
 # Forgetting an invalid hash only costs checking that header again (its
 # context-free checks, or its parent's status): 10,000 hashes take ~1 MB.
 MAX_INVALID_HASHES = 10_000
-# A loose entry takes about 700 bytes of memory: 50,000 take about 35 MB. A
-# syncing node holds one per header it knows ahead of the bodies it has, so
-# this also caps how far headers-first sync runs ahead of block download.
-MAX_LOOSE_ENTRIES = 50_000
+# An index entry takes about 700 bytes of memory: 50,000 side entries take
+# about 35 MB. A syncing node holds one per header it knows ahead of its tip,
+# so this also caps how far headers-first sync runs ahead of block download.
+MAX_SIDE_ENTRIES = 50_000
 # A decoded block takes about five times its size; these keep the bodies of
 # a short out-of-order burst between storing and connecting them.
 MAX_CACHED_BODIES = 16
@@ -107,7 +109,7 @@ class BlockEntry:
         self.hash = header.hash
         self.height = height
         self.parent = parent
-        self.children: dict[BlockEntry, None] = {}  # an ordered set, filled as entries join the index
+        self.children: dict[BlockEntry, None] = {}  # ordered set, filled as entries join the index
         self.chainwork = (parent.chainwork if parent else 0) + block_work(header.bits)
         self.status = status
         self.seq = seq  # when its whole chain had data: the tie-break between equal work
@@ -157,9 +159,9 @@ class ChainState:
         self.invalid: OrderedDict[bytes, str] = OrderedDict()  # invalid, no index entry -> code
         self.orphans = OrphanPool()
         self._candidates: set[BlockEntry] = set()
-        self._unlinked: dict[bytes, dict[BlockEntry, None]] = {}  # parent hash -> children with bodies
-        self._loose: set[BlockEntry] = set()
-        self._evictable: list[tuple[int, int, BlockEntry]] = []  # heap over loose leaves (and stale items)
+        self._unlinked: dict[bytes, dict[BlockEntry, None]] = {}  # parent -> children with bodies
+        self._side: set[BlockEntry] = set()  # index entries off the active chain
+        self._evictable: list[tuple[int, int, BlockEntry]] = []  # heap: side leaves (some stale)
         self._pushes = 0
         self._bodies: OrderedDict[bytes, Block] = OrderedDict()  # recently stored, decoded
         self._bodies_bytes = 0
@@ -173,12 +175,14 @@ class ChainState:
         if not active:  # a new file, or a first start (of an older version) cut short
             self._init_genesis()
             return
+        on_active = set(active)
         for raw, height, status, seq, reason in self.store.load_index():
             header = Header.decode(raw)
-            entry = BlockEntry(header, height, self.index.get(header.prev_hash), status, seq, reason)
+            parent = self.index.get(header.prev_hash)
+            entry = BlockEntry(header, height, parent, status, seq, reason)
             entry.chain_complete = bool(status & HAVE_DATA) and not entry.failed and (
                 entry.parent is None or entry.parent.chain_complete)
-            self._add_entry(entry)
+            self._add_entry(entry, side=entry.hash not in on_active)
             self._seq = max(self._seq, seq)
             if entry.chain_complete:
                 self._candidates.add(entry)
@@ -210,7 +214,7 @@ class ChainState:
                           HAVE_DATA, 1)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
         entry.chain_complete = True
-        self._add_entry(entry)
+        self._add_entry(entry, side=False)
         self._candidates.add(entry)
         self._seq = 1
         self.active = [entry]
@@ -310,7 +314,7 @@ class ChainState:
     def accept_header(self, header: Header) -> BlockEntry:
         """Place a header in the index after its checks, or raise RuleError
         (``prev-blk-not-found``, kind orphan, when the parent is unknown).
-        When the index already holds ``MAX_LOOSE_ENTRIES`` loose entries and
+        When the index already holds ``MAX_SIDE_ENTRIES`` side entries and
         this header is the least worth keeping, the entry returned is
         forgotten again at once (it is not in ``index``)."""
         reason = self.invalid_reason(header.hash)
@@ -325,7 +329,7 @@ class ChainState:
                 self._reject(header.hash, error)
                 raise
             entry = self._accept_header_context(header)
-        self._forget_loose_entries()
+        self._forget_side_entries()
         return entry
 
     def _accept_header_context(self, header: Header) -> BlockEntry:
@@ -381,7 +385,7 @@ class ChainState:
                     ready.append(orphan.block.hash)
         if outcome.status in ("connected", "side") and entry is not None:
             outcome.status = "connected" if self.is_active(entry) else "side"
-        self._forget_loose_entries()
+        self._forget_side_entries()
         return outcome
 
     def _process_one(self, block: Block, requested: bool, source: str) -> BlockOutcome:
@@ -456,7 +460,6 @@ class ChainState:
             done.chain_complete = True
             self._unlinked.pop(done.hash, None)
             self._candidates.add(done)
-            self._loose.discard(done)
         if not completed:
             self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
         self._bodies[entry.hash] = block
@@ -494,23 +497,22 @@ class ChainState:
             failed.chain_complete = False  # it can never be connected
             self._candidates.discard(failed)
             self._unlink(failed)
-            self._make_loose(failed)
 
     # -- the index, and what it may hold -----------------------------------------------
-    def _add_entry(self, entry: BlockEntry) -> None:
+    def _add_entry(self, entry: BlockEntry, side: bool = True) -> None:
         """Put an entry whose row is written into the index and its parent's children."""
         self.index[entry.hash] = entry
         if entry.parent is not None:
             entry.parent.children[entry] = None
-        if not entry.chain_complete or entry.failed:
-            self._make_loose(entry)
+        if side:
+            self._make_side(entry)
 
-    def _make_loose(self, entry: BlockEntry) -> None:
-        self._loose.add(entry)
+    def _make_side(self, entry: BlockEntry) -> None:
+        self._side.add(entry)
         self._pushes += 1
         heapq.heappush(self._evictable, (entry.chainwork, -self._pushes, entry))
-        if len(self._evictable) > 2 * len(self._loose) + 1024:  # drop stale items
-            self._evictable = [item for item in self._evictable if self._is_loose_leaf(item[2])]
+        if len(self._evictable) > 2 * len(self._side) + 1024:  # drop stale items
+            self._evictable = [item for item in self._evictable if self._is_side_leaf(item[2])]
             heapq.heapify(self._evictable)
 
     def _unlink(self, entry: BlockEntry) -> None:
@@ -521,16 +523,16 @@ class ChainState:
             if not waiting:
                 del self._unlinked[entry.parent.hash]
 
-    def _is_loose_leaf(self, entry: BlockEntry) -> bool:
-        return entry in self._loose and not entry.children
+    def _is_side_leaf(self, entry: BlockEntry) -> bool:
+        return entry in self._side and not entry.children
 
-    def _forget_loose_entries(self) -> None:
-        """While there are more than MAX_LOOSE_ENTRIES loose entries, forget the
-        loose leaf with the least work (the newest among equals)."""
-        while len(self._loose) > MAX_LOOSE_ENTRIES and self._evictable:
+    def _forget_side_entries(self) -> None:
+        """While there are more than MAX_SIDE_ENTRIES side entries, forget the
+        side leaf with the least work (the newest among equals)."""
+        while len(self._side) > MAX_SIDE_ENTRIES and self._evictable:
             item = heapq.heappop(self._evictable)
             entry = item[2]
-            if not self._is_loose_leaf(entry):
+            if not self._is_side_leaf(entry):
                 continue
             try:
                 self.store.forget_entries([entry.hash])
@@ -538,16 +540,17 @@ class ChainState:
                 heapq.heappush(self._evictable, item)
                 raise
             del self.index[entry.hash]
-            self._loose.discard(entry)
+            self._side.discard(entry)
+            self._candidates.discard(entry)
+            self._unlink(entry)
             parent = entry.parent
             del parent.children[entry]
-            self._unlink(entry)
             if entry.hash in self._bodies:
                 self._bodies_bytes -= self._bodies.pop(entry.hash).size
             if entry.failed:
                 self._remember_invalid(entry.hash, entry.reason)
-            if self._is_loose_leaf(parent):
-                self._make_loose(parent)
+            if self._is_side_leaf(parent):
+                self._make_side(parent)
 
     # -- moving the tip ---------------------------------------------------------------
     def _best_candidate(self) -> BlockEntry:
@@ -591,6 +594,7 @@ class ChainState:
         spent, _ = connect_block(block, entry.height, view, self.net, self.verifier)
         self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent))
         self.active.append(entry)
+        self._side.discard(entry)
         return block
 
     def _disconnect_tip(self) -> Block:
@@ -606,4 +610,5 @@ class ChainState:
             cursor -= len(tx.inputs)
         self.store.apply_block(block, entry.height, False, view.changes(), spent, None)
         self.active.pop()
+        self._make_side(entry)
         return block

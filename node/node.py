@@ -390,7 +390,7 @@ class Node:
                 break
             peer.mark_known("block", header.hash)
             if last.hash not in self.chain.index:
-                break  # not kept: the chain state's loose entries are full (chain/chainstate.py)
+                break  # not kept: the chain state's side entries are full (chain/chainstate.py)
             if not last.status & HAVE_DATA and not last.failed and last.hash not in self.wanted_blocks:
                 self.wanted_blocks[last.hash] = last.height
         if last is not None:

@@ -2,7 +2,7 @@
 
 Each scenario runs one operation of the chain state (accepting a header,
 storing and connecting a block, a reorg, finding a block invalid, a body
-completing a chain, forgetting loose entries, creating the file) while
+completing a chain, forgetting side entries, creating the file) while
 every SQL statement it writes fails in turn, with the error a full disk or
 a locked database raises (``sqlite3.OperationalError``). After each failure:
 
@@ -11,7 +11,7 @@ a locked database raises (``sqlite3.OperationalError``). After each failure:
   active chain and tip;
 * memory equals a fresh reopen of the file (a copy of it, so that the reopen
   cannot write under the chain state being checked): tip, active chain,
-  index statuses and links, candidates, loose and waiting entries, coins.
+  index statuses and links, candidates, side and waiting entries, coins.
   When the failure cut a reorg short (a better candidate than the tip is
   stored), the reopen resumes it; the chain state then equals the reopen
   once the same block is submitted again;
@@ -47,7 +47,7 @@ def snapshot(chain: ChainState) -> dict:
                   for h, e in chain.index.items()},
         "candidates": {e.hash for e in chain._candidates},
         "waiting": {p: {e.hash for e in w} for p, w in chain._unlinked.items()},
-        "loose": {e.hash for e in chain._loose},
+        "side": {e.hash for e in chain._side},
         "disk": {"active": store.active_hashes(), "tip": store.get_meta("tip"),
                  "coins": store.all_coins(), "stats": store.utxo_stats(),
                  "rows": sorted(store.load_index())},
@@ -148,8 +148,8 @@ def body_completing_a_chain(h: Harness):
     return lambda: chain.process_block(blocks[0])
 
 
-def forgetting_loose_entries(h: Harness):
-    """With room for two loose entries, a third header forgets one."""
+def forgetting_side_entries(h: Harness):
+    """With room for two side entries, a third header forgets one."""
     h.mine_empty(2)
     for name in ("bob", "carol"):
         h.chain.accept_header(h.block(reward_to=name).header)
@@ -158,13 +158,13 @@ def forgetting_loose_entries(h: Harness):
 
 
 SCENARIOS = [new_header, new_block_with_txs, reorg, invalid_block_found_in_a_reorg,
-             invalid_in_context, body_completing_a_chain, forgetting_loose_entries]
+             invalid_in_context, body_completing_a_chain, forgetting_side_entries]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_a_failed_write_leaves_memory_equal_to_the_file(tmp_path, monkeypatch, scenario):
-    if scenario is forgetting_loose_entries:
-        monkeypatch.setattr(chainstate, "MAX_LOOSE_ENTRIES", 2)
+    if scenario is forgetting_side_entries:
+        monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", 2)
     reference = Harness(store=Store(tmp_path / "reference.sqlite"))
     act = scenario(reference)
     counter = StatementFaults(reference.chain.store)

@@ -1,7 +1,8 @@
 """What a sender can make the chain state keep is bounded (chain/chainstate.py,
 chain/orphans.py), and each bound is pushed past here: orphan blocks by
 bytes and count with fair eviction, unrequested bodies on weaker chains,
-remembered invalid hashes, loose index entries and cached bodies.
+remembered invalid hashes, index entries off the active chain and cached
+bodies.
 
 Proof of work is nearly free on regtest, so every flood below is cheap to
 make: the bounds cannot lean on work.
@@ -117,15 +118,16 @@ def test_remembered_invalid_hashes_are_bounded():
     assert caught.value.code == "bad-version"
 
 
-# -- loose index entries ------------------------------------------------------------------------
+# -- side index entries ---------------------------------------------------------------------------
 
-def test_loose_entries_are_bounded_and_a_cheap_flood_loses_to_more_work(tmp_path, monkeypatch):
-    """With room for 30 loose entries: 20 headers of an honest chain ahead of our
-    tip, one invalid block (bad-cb-height) and 100 free sibling headers at height 2.
-    The least-work loose leaves go, newest first among equals, from memory and
+def test_side_entries_are_bounded_and_a_cheap_flood_loses_to_more_work(tmp_path, monkeypatch):
+    """With room for 30 entries off the active chain: 20 headers of an honest
+    chain ahead of our tip, one invalid block (bad-cb-height), one stale side
+    block with its body, and 100 free sibling headers at height 2. The
+    least-work side leaves go, newest first among equals, from memory and
     disk; the honest headers stay and their bodies then connect; the forgotten
     invalid block is still remembered as invalid."""
-    monkeypatch.setattr(chainstate, "MAX_LOOSE_ENTRIES", 30)
+    monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", 30)
     path = tmp_path / "chain.sqlite"
     h = Harness(store=Store(path))
     chain = h.chain
@@ -133,6 +135,8 @@ def test_loose_entries_are_bounded_and_a_cheap_flood_loses_to_more_work(tmp_path
     genesis, first = chain.entry_at(0), chain.entry_at(1)
     bad = h.block(parent=genesis, height=2, reward_to="mallory")  # coinbase names height 2
     assert chain.process_block(bad).error.code == "bad-cb-height"
+    stale = h.block(parent=genesis, reward_to="bob")
+    assert chain.process_block(stale).status == "side"
 
     source = Harness()
     honest = source.mine_empty(23)[3:]  # heights 4..23 on the same first 3 blocks as ours
@@ -142,22 +146,23 @@ def test_loose_entries_are_bounded_and_a_cheap_flood_loses_to_more_work(tmp_path
                 for k in range(100)]
     for block in siblings:
         chain.accept_header(block.header)
-        assert len(chain._loose) <= 30
+        assert len(chain._side) <= 30
     assert all(b.hash in chain.index for b in honest)
     kept = [b.hash for b in siblings if b.hash in chain.index]
     assert kept == [b.hash for b in siblings[:10]]  # the oldest siblings stay
     assert bad.hash not in chain.index and chain.invalid_reason(bad.hash) == "bad-cb-height"
+    assert stale.hash not in chain.index and chain.store.get_block_raw(stale.hash) is None
     rows = {Header.decode(r[0]).hash for r in chain.store.load_index()}
     assert rows == set(chain.index)  # forgotten on disk too
     chain.close()
 
     reopened = ChainState(REGTEST, Store(path), clock=lambda: NOW)
     try:
-        assert set(reopened.index) == rows and len(reopened._loose) == 30
+        assert set(reopened.index) == rows and len(reopened._side) == 30
         for block in honest:
             reopened.process_block(block)
         assert reopened.tip.hash == honest[-1].hash and reopened.height == 23
-        assert len(reopened._loose) == 10
+        assert len(reopened._side) == 10
     finally:
         reopened.close()
 

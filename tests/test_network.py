@@ -886,13 +886,13 @@ def test_an_unsolicited_block_on_a_weaker_branch_keeps_only_its_header(tmp_path,
 
 
 @pytest.mark.parametrize("room", [3000, 5])
-def test_headers_sync_pauses_while_the_chain_has_no_room_for_loose_entries(
+def test_headers_sync_pauses_while_the_chain_has_no_room_for_side_entries(
         tmp_path, unused_listen, monkeypatch, room):
     """A full headers message asks for the next one, unless the chain state forgot
-    its last header because its loose entries (headers without bodies) are at
-    their bound: then the node stops asking, instead of fetching headers that
-    would be forgotten at once."""
-    monkeypatch.setattr(chainstate, "MAX_LOOSE_ENTRIES", room)
+    its last header because its side entries (off the active chain: here
+    headers without bodies) are at their bound: then the node stops asking,
+    instead of fetching headers that would be forgotten at once."""
+    monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", room)
 
     async def scenario():
         async with Network(tmp_path, 1, topology="none") as net:
@@ -916,7 +916,7 @@ def test_headers_sync_pauses_while_the_chain_has_no_room_for_loose_entries(
                 if room > len(headers):
                     assert [f["locator"][0] for f in asked] == [headers[-1].hash.hex()]
                 else:
-                    assert asked == [] and len(chain._loose) == room
+                    assert asked == [] and len(chain._side) == room
                     assert headers[-1].hash not in chain.index
                 assert call(server, "listbanned") == []
             finally:
