@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from chain.address import AddressError, decode_address
+from chain.chainstate import WrongNetwork
 from chain.params import NETWORKS
 
 
@@ -56,3 +57,7 @@ def node(network, datadir, port, bind, peers, mine, automine, miner_address, ver
         asyncio.run(server.run_until_stopped())
     except OSError as error:
         raise click.ClickException(f"cannot start the node: {error}") from None
+    except WrongNetwork as error:
+        raise click.ClickException(
+            f"cannot start the node: datadir {datadir} holds the chain of {error.stored}, not of "
+            f"{error.wanted}; start it with its own --network, or use another --datadir") from None

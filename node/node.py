@@ -389,11 +389,13 @@ class Node:
                     return
                 break
             peer.mark_known("block", header.hash)
+            if last.hash not in self.chain.index:
+                break  # not kept: the chain state's side entries are full (chain/chainstate.py)
             if not last.status & HAVE_DATA and not last.failed and last.hash not in self.wanted_blocks:
                 self.wanted_blocks[last.hash] = last.height
         if last is not None:
             peer.height = max(peer.height, last.height)
-            if len(headers) == m.MAX_HEADERS:
+            if len(headers) == m.MAX_HEADERS and last.hash in self.chain.index:
                 peer.send(m.getheaders_msg([last.hash] + self.chain.locator()))
         self._schedule_downloads()
 
@@ -429,9 +431,10 @@ class Node:
     def _on_block(self, peer: Peer, msg: dict) -> None:
         block = msg["block"]
         peer.mark_known("block", block.hash)
-        if peer.blocks_in_flight.pop(block.hash, None) is not None:
+        requested = peer.blocks_in_flight.pop(block.hash, None) is not None
+        if requested:
             self.requested.pop(block.hash, None)
-        outcome = self.accept_block(block, peer.ban_key)
+        outcome = self.accept_block(block, peer.ban_key, requested)
         if outcome.status == "orphan":
             peer.send(m.getheaders_msg(self.chain.locator()))
         elif outcome.error is not None and outcome.error.fault.block & PUNISH:
@@ -442,9 +445,9 @@ class Node:
             peer.height = max(peer.height, entry.height)
         self._schedule_downloads()
 
-    def accept_block(self, block: Block, source: str = "rpc"):
+    def accept_block(self, block: Block, source: str = "rpc", requested: bool = True):
         """Process a block from anywhere; update the mempool, relay, publish events."""
-        outcome = self.chain.process_block(block)
+        outcome = self.chain.process_block(block, requested, source)
         self.wanted_blocks.pop(block.hash, None)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
