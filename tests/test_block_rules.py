@@ -5,10 +5,10 @@ order of checks when several rules are broken ("When several rules are
 broken", block list).
 
 The broken transactions of test_tx_rules.py (``FAULTS``) are mined here
-inside blocks and must give the same codes. ``connect_block`` is called
-directly, over a coin view with impossible amounts, for the two rules the
-real UTXO set can never reach (input values and accumulated fees out of
-range).
+inside blocks and must give the same codes. The two rules the real UTXO set
+can never reach (input values and accumulated fees out of range) are reached
+by planting coins with impossible amounts in the chain's database
+(``plant``) and mining blocks that spend them, through the same path.
 """
 
 import dataclasses
@@ -17,16 +17,15 @@ import pytest
 
 from chain.amounts import COIN, MAX_MONEY
 from chain.block import Block, Header, ZERO_HASH, merkle_root
-from chain.block_rules import ParallelVerifier, connect_block
+from chain.block_rules import ParallelVerifier
 from chain.chainstate import BlockOutcome
-from chain.coins import CoinCache
 from chain.errors import CODES, RuleError
 from chain.pow import compact_to_target
-from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS, REGTEST
+from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS
 from chain.tx import Tx, coinbase_tx
 
 from .helpers import NOW, Coin, Harness, OutPoint, TxOut, make_tx, owner, resolve
-from .test_tx_rules import (FAULTS, FakeView, coin_at, fake_coin, genesis_coin, high_s_twin,
+from .test_tx_rules import (FAULTS, check, coin_at, fake_coin, genesis_coin, high_s_twin, plant,
                             reject, with_input)
 
 ALICE = owner("alice")
@@ -187,56 +186,49 @@ def test_coinbase_context_free_faults(h):
     invalid(h, assemble(h, [Tx(2, (), (TxOut(50 * COIN, ALICE),), 11)]), "bad-txns-version")
 
 
-# -- rules only a fake coin view can reach ------------------------------------------------------------
+# -- rules only planted coins can reach ------------------------------------------------------------
 
-def _connect(txs, coins, height=200, verifier=None):
-    """connect_block over a CoinCache on a FakeView holding ``coins``."""
-    block = Block(Header(1, ZERO_HASH, merkle_root([t.txid for t in txs]), 0, 0, 0), tuple(txs))
-    view = CoinCache(FakeView(coins))
-    if verifier is None:
-        return connect_block(block, height, view, REGTEST)
-    return connect_block(block, height, view, REGTEST, verifier)
-
-
-def test_inputvalues_outofrange_in_a_block():
+def test_inputvalues_outofrange_in_a_block(h):
     coin = fake_coin(MAX_MONEY + 1)
+    plant(h, [coin])
     tx = make_tx([coin], "alice", [(BOB, 1)])
-    error = reject(_connect, [cb(200, 0), tx], dict([coin]))
-    assert error.code == "bad-txns-inputvalues-outofrange"
-    assert error.message.startswith("tx 1 ")
+    error = invalid(h, h.block([tx]), "bad-txns-inputvalues-outofrange")
+    assert error.message == (f"tx 1 ({tx.txid.hex()[:16]}): input 0 value 21000000.00000001 TOY, "
+                             f"running sum 21000000.00000001 TOY, outside [0, 21000000.00000000 TOY]")
 
 
-def _fee_txs(amounts, pay=1):
-    """One tx per made-up coin of ``amounts``, each paying ``pay`` to bob: fee = amount - pay."""
+def _fee_txs(h, amounts, pay=1):
+    """One tx per planted coin of ``amounts``, each paying ``pay`` to bob: fee = amount - pay."""
     coins = [fake_coin(a, tag=i) for i, a in enumerate(amounts)]
+    plant(h, coins)
     return coins, [make_tx([c], "alice", [(BOB, min(pay, c[1].amount))]) for c in coins]
 
 
-def test_accumulated_fee_outofrange():
-    coins, txs = _fee_txs([MAX_MONEY, MAX_MONEY])
-    for tx, coin in zip(txs, coins):  # each tx on its own is fine
-        assert _connect([cb(200, 0), tx], dict([coin]))[1] == MAX_MONEY - 1
-    error = reject(_connect, [cb(200, 0), *txs], dict(coins))
-    assert error.code == "bad-txns-accumulated-fee-outofrange"
-    assert error.message.startswith("tx 2 ")
-    assert "fees so far 41999999.99999998 TOY > MAX_MONEY" in error.message
+def test_accumulated_fee_outofrange(h):
+    coins, txs = _fee_txs(h, [MAX_MONEY, MAX_MONEY])
+    error = invalid(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]),
+                    "bad-txns-accumulated-fee-outofrange")
+    assert error.message == f"tx 2 ({txs[1].txid.hex()[:16]}): fees so far 41999999.99999998 TOY > MAX_MONEY"
+    for tx in txs:  # each on its own is fine (a coinbase cannot claim such a fee: it takes 0)
+        assert check(h, tx) == MAX_MONEY - 1
+        submit(h, h.block([tx], coinbase_outputs=[TxOut(0, ALICE)]), "connected")
 
 
-def test_accumulated_fee_of_exactly_max_money_is_fine():
-    coins, txs = _fee_txs([MAX_MONEY, 1])  # fees MAX_MONEY - 1 and 1 (the second pays 1 of 1)
+def test_accumulated_fee_of_exactly_max_money_is_fine(h):
+    coins, txs = _fee_txs(h, [MAX_MONEY, 1])  # fees MAX_MONEY - 1 and 1 (the second pays 0 of 1)
     txs[1] = make_tx([coins[1]], "alice", [(BOB, 0)])
-    spent, fees = _connect([cb(200, 0), *txs], dict(coins))
-    assert fees == MAX_MONEY and len(spent) == 2
+    submit(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]), "connected")
+    assert all(h.chain.get_coin(op) is None for op, _ in coins)
 
 
-def test_bad_signature_of_the_same_tx_comes_before_the_fee_overflow():
-    coins, txs = _fee_txs([MAX_MONEY, MAX_MONEY])
+def test_bad_signature_of_the_same_tx_comes_before_the_fee_overflow(h):
+    coins, txs = _fee_txs(h, [MAX_MONEY, MAX_MONEY])
     txs[1] = with_input(txs[1], 0, signature=high_s_twin(txs[1].inputs[0].signature))
-    error = reject(_connect, [cb(200, 0), *txs], dict(coins))
-    assert error.code == "bad-txns-bad-signature" and error.message.startswith("tx 2 ")
+    error = invalid(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]), "bad-txns-bad-signature")
+    assert error.message.startswith("tx 2 ")
     txs[0] = with_input(txs[0], 0, signature=high_s_twin(txs[0].inputs[0].signature))
-    error = reject(_connect, [cb(200, 0), *txs], dict(coins))
-    assert error.code == "bad-txns-bad-signature" and error.message.startswith("tx 1 ")
+    error = invalid(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]), "bad-txns-bad-signature")
+    assert error.message.startswith("tx 1 ")
 
 
 # -- bad-encoding ----------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from chain.coins import Coin
 from chain.keys import public_key
 from chain.params import REGTEST
 from chain.tx import INPUT_SIZE, OUTPUT_SIZE, OutPoint
-from chain.tx_rules import check_tx_consensus
+from chain.sigcache import SignatureCache
+from node.mempool import Mempool
 from node.rpc_client import RpcClientError, rpc_call
 from wallet import keystore as ks
 from wallet.builder import InsufficientFunds, Spendable, build_payment, tx_size
@@ -440,7 +441,8 @@ def test_signed_payment_passes_consensus_on_a_real_chain():
     payment = build_payment(store, usable, owner("bob"), amount, 2, change.owner, REGTEST.magic)
     assert len(payment.inputs) == 5
     assert {s.coin.owner for s in payment.inputs} == {owner("alice"), owner("carol")}
-    assert check_tx_consensus(payment.tx, h.chain, height, h.net) == payment.fee == 2 * tx_size(5, 2)
+    pool = Mempool(h.chain, sigcache=SignatureCache())  # as the node builds it
+    assert pool.accept(payment.tx) == (payment.fee, []) and payment.fee == 2 * tx_size(5, 2)
     outcome = h.mine([payment.tx], fees=payment.fee)
     assert outcome.status == "connected", outcome
     assert h.balance("bob") == amount
