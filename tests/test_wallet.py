@@ -26,11 +26,12 @@ from chain.address import decode_address, encode_address
 from chain.amounts import COIN, format_toy
 from chain.coins import Coin
 from chain.errors import RuleError
-from chain.keys import public_key
+from chain.keys import public_key, verify
 from chain.params import REGTEST
 from chain.tx import INPUT_SIZE, OUTPUT_SIZE, OutPoint
-from chain.tx_rules import check_authorizations, check_tx_consensus, find_spent_coins
+from chain.sigcache import SignatureCache
 from client.rpc import RpcClientError, rpc_call
+from node.mempool import Mempool
 from wallet import keystore as ks
 from wallet.builder import (MAX_OVERSPEND_INPUTS, InsufficientFunds, Spendable, build_overspend,
                             build_payment, tx_size)
@@ -447,7 +448,8 @@ def test_signed_payment_passes_consensus_on_a_real_chain():
     payment = build_payment(store, usable, owner("bob"), amount, 2, change.owner, REGTEST.magic)
     assert len(payment.inputs) == 5
     assert {s.coin.owner for s in payment.inputs} == {owner("alice"), owner("carol")}
-    assert check_tx_consensus(payment.tx, h.chain, height, h.net) == payment.fee == 2 * tx_size(5, 2)
+    pool = Mempool(h.chain, sigcache=SignatureCache())  # as the node builds it
+    assert pool.accept(payment.tx) == (payment.fee, []) and payment.fee == 2 * tx_size(5, 2)
     outcome = h.mine([payment.tx], fees=payment.fee)
     assert outcome.status == "connected", outcome
     assert h.balance("bob") == amount
@@ -471,9 +473,10 @@ def test_overspend_is_signed_for_real_and_refused_only_for_its_amount():
     tx, coins = build_overspend(store, usable, owner("bob"), have + COIN, REGTEST.magic)
     assert sorted(c.outpoint for c in coins) == sorted(s.outpoint for s in usable)
     assert [(o.amount, o.owner) for o in tx.outputs] == [(have + COIN, owner("bob"))]
-    check_authorizations(tx, find_spent_coins(tx, h.chain), REGTEST.magic)  # every signature holds
+    for index, (txin, spent) in enumerate(zip(tx.inputs, coins)):  # every signature holds
+        assert verify(txin.pubkey, txin.signature, tx.sighash(index, spent.coin.txout, REGTEST.magic))
     with pytest.raises(RuleError) as refused:
-        check_tx_consensus(tx, h.chain, height, h.net)
+        Mempool(h.chain, sigcache=SignatureCache()).accept(tx)  # as the node builds it
     assert refused.value.code == "bad-txns-in-belowout"
     assert refused.value.message == f"inputs {format_toy(have)} < outputs {format_toy(have + COIN)}"
     # at most MAX_OVERSPEND_INPUTS inputs, the largest coins
