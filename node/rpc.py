@@ -6,7 +6,19 @@ bitcoind: -26 rejected, -27 already in chain, -22 bad encoding, -5 unknown
 address/tx/block, -8 bad parameter, -32601 unknown method. A refusal's
 message is ``CODE: sentence`` and its data carries the bare ``reject_reason``.
 Methods marked ``admin`` need the cookie (the HTTP layer checks it).
+
+No call may hold the event loop for long (every peer waits meanwhile):
+``listunspent`` and ``getaddresshistory`` answer at most ``MAX_PAGE`` items
+per call, read from SQLite page by page (``options`` ``{"limit", "after"}``:
+docs/protocol-notes.md), and ``run``, what the HTTP layer awaits, mines
+``generatetoaddress`` blocks with a worker process and yields between
+blocks (``miner.mine``). ``call`` runs any method synchronously (regtest
+blocks are solved in place).
 """
+
+import heapq
+from bisect import bisect_right
+from functools import lru_cache
 
 from chain.address import AddressError, decode_address, encode_address
 from chain.block import Block
@@ -16,12 +28,17 @@ from chain.keys import owner_of
 from chain.tx import OutPoint, Tx
 
 from .messages import is_addr
-from .miner import generate
+from .miner import generate, mine
 from .node import USER_AGENT, Node
 
 PROTOCOL_VERSION = 1
 MAX_TESTMEMPOOLACCEPT = 100
 MAX_GENERATE = 10_000
+MAX_ADDRESSES = 1000
+MAX_PAGE = 1000  # coins or history items per call: about 60 ms at worst (1,000 distinct addresses)
+
+# Encoding an address costs ~50 us of pure-Python Bech32; a page of coins mostly repeats a few.
+_address = lru_cache(maxsize=4096)(encode_address)
 
 
 class RpcError(Exception):
@@ -102,9 +119,9 @@ def _entry(node: Node, value):
 def _tx_json(tx: Tx) -> dict:
     return {"txid": tx.txid.hex(), "version": tx.version, "locktime": tx.locktime, "size": tx.size,
             "vin": [{"txid": i.prev_txid.hex(), "index": i.prev_index, "pubkey": i.pubkey.hex(),
-                     "signature": i.signature.hex(), "address": encode_address(owner_of(i.pubkey))}
+                     "signature": i.signature.hex(), "address": _address(owner_of(i.pubkey))}
                     for i in tx.inputs],
-            "vout": [{"index": n, "amount": o.amount, "address": encode_address(o.owner)}
+            "vout": [{"index": n, "amount": o.amount, "address": _address(o.owner)}
                      for n, o in enumerate(tx.outputs)]}
 
 
@@ -215,7 +232,7 @@ def getmempoolinfo(node: Node) -> dict:
 def _coin_json(node: Node, outpoint: OutPoint, coin, confirmations: int) -> dict:
     mature = not coin.coinbase or node.chain.height + 1 - coin.height >= node.chain.net.coinbase_maturity
     return {"txid": outpoint.txid.hex(), "index": outpoint.index, "amount": coin.amount,
-            "address": encode_address(coin.owner), "confirmations": confirmations,
+            "address": _address(coin.owner), "confirmations": confirmations,
             "coinbase": coin.coinbase, "mature": mature}
 
 
@@ -235,58 +252,125 @@ def gettxout(node: Node, txid, index, include_mempool=True):
         confirmations = coin and _confirmations(node, coin.height)
     if coin is None:
         return None
-    return {"amount": coin.amount, "address": encode_address(coin.owner),
+    return {"amount": coin.amount, "address": _address(coin.owner),
             "confirmations": confirmations, "coinbase": coin.coinbase}
 
 
-def listunspent(node: Node, addresses=None, minconf=1) -> list:
+def _paging(options) -> tuple[int, dict | None] | None:
+    """``options`` {"limit": 1..MAX_PAGE, "after": the last item of the previous
+    page}: (limit, after), or None when the caller does not page."""
+    if options is None:
+        return None
+    if not isinstance(options, dict) or not set(options) <= {"limit", "after"}:
+        raise RpcError(-8, 'options must be an object with "limit" and/or "after"')
+    limit = _int(options.get("limit", MAX_PAGE), "limit", 1, MAX_PAGE)
+    after = options.get("after")
+    if after is not None and not isinstance(after, dict):
+        raise RpcError(-8, '"after" must be the last item of the previous page')
+    return limit, after
+
+
+def _too_many(method: str, example: str) -> RpcError:
+    return RpcError(-8, f"{method}: more than {MAX_PAGE} items match; ask for them page by page with "
+                        f'the options parameter, {example} {{"limit": {MAX_PAGE}}} and then '
+                        f'{{"after": <the last item>}} until a page comes back short')
+
+
+def _owners(addresses) -> set[bytes]:
     if addresses is None:
         addresses = []
-    if not isinstance(addresses, list) or len(addresses) > 1000:
-        raise RpcError(-8, "addresses must be a list of at most 1000 addresses")
-    owners = {_owner(a) for a in addresses}
+    if not isinstance(addresses, list) or len(addresses) > MAX_ADDRESSES:
+        raise RpcError(-8, f"addresses must be a list of at most {MAX_ADDRESSES} addresses")
+    return {_owner(a) for a in addresses}
+
+
+def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
+    """Oldest first, at most MAX_PAGE coins; a page (``options``) lists
+    confirmed coins in (txid, index) order, then (minconf 0) mempool outputs
+    in (txid, index) order, the order SQLite's indexes read them in."""
+    owners = _owners(addresses)
     minconf = _int(minconf, "minconf", 0)
-    store = node.chain.store
-    if owners:
-        coins = [item for owner in owners for item in store.coins_of(owner)]
-    else:
-        coins = sorted(store.all_coins().items(), key=lambda kv: kv[1].height)
-    result = []
-    for outpoint, coin in coins:
-        confirmations = _confirmations(node, coin.height)
-        if outpoint not in node.mempool.spends and confirmations >= minconf:
-            result.append(_coin_json(node, outpoint, coin, confirmations))
-    if minconf == 0:
-        for entry in node.mempool.entries.values():
-            for index, out in enumerate(entry.tx.outputs):
-                outpoint = OutPoint(entry.tx.txid, index)
-                if (not owners or out.owner in owners) and outpoint not in node.mempool.spends:
-                    coin = node.mempool.get_coin(outpoint)
-                    result.append(_coin_json(node, outpoint, coin, 0))
+    paging = _paging(options)
+    limit, after = paging or (MAX_PAGE + 1, None)
+    start, in_pool = OutPoint(b"", -1), False
+    if after is not None:
+        start = OutPoint(_hash(after.get("txid"), "after.txid"), _int(after.get("index"), "after.index", 0))
+        in_pool = _int(after.get("confirmations"), "after.confirmations", 0) == 0
+    spends, result = node.mempool.spends, []
+    if not in_pool:
+        newest = node.chain.height - max(minconf, 1) + 1
+        store = node.chain.store
+        pages = [store.iter_coins(o, start, newest) for o in owners] if owners else \
+            [store.iter_coins(None, start, newest)]
+        for outpoint, coin in heapq.merge(*pages, key=lambda item: item[0]):
+            if outpoint not in spends:
+                result.append(_coin_json(node, outpoint, coin, _confirmations(node, coin.height)))
+                if len(result) == limit:
+                    break
+    if minconf == 0 and len(result) < limit:
+        pool = sorted(OutPoint(txid, index) for txid, entry in node.mempool.entries.items()
+                      for index, out in enumerate(entry.tx.outputs) if not owners or out.owner in owners)
+        for outpoint in pool[bisect_right(pool, start) if in_pool else 0:]:
+            if outpoint not in spends:
+                result.append(_coin_json(node, outpoint, node.mempool.get_coin(outpoint), 0))
+                if len(result) == limit:
+                    break
+    if paging is None:
+        if len(result) > MAX_PAGE:
+            raise _too_many("listunspent", "[addresses, minconf,")
+        result.sort(key=lambda c: (-c["confirmations"], c["txid"], c["index"]))  # oldest first
     return result
 
 
-def getaddresshistory(node: Node, address) -> list:
+def getaddresshistory(node: Node, address, options=None) -> list:
+    """Confirmed txs by (height, position), then mempool txs by arrival; at
+    most MAX_PAGE per call."""
     owner = _owner(address)
-    history = [{"txid": txid.hex(), "height": height, "delta": delta}
-               for txid, height, _, delta in node.chain.store.history_of(owner)]
+    paging = _paging(options)
+    limit, after = paging or (MAX_PAGE + 1, None)
     pool = node.mempool
-    for entry in sorted(pool.entries.values(), key=lambda e: e.time):
-        delta, touched = 0, False
-        for txin in entry.tx.inputs:
-            parent = pool.entries.get(txin.prev_txid)
-            spent = (parent.tx.outputs[txin.prev_index] if parent else
-                     node.chain.get_coin(txin.outpoint))
-            if spent is not None and spent.owner == owner:
+    in_pool, start = False, (-1, -1)
+    if after is not None:
+        txid = _hash(after.get("txid"), "after.txid")
+        in_pool = after.get("height") is None
+        if in_pool and txid not in pool:
+            raise RpcError(-8, f"after: tx {txid.hex()} left the mempool; start again without after")
+        if not in_pool:
+            start = node.chain.store.tx_location(txid)
+            if start is None:
+                raise RpcError(-8, f"after: tx {txid.hex()} is not in the active chain; start again without after")
+    history = [] if in_pool else [
+        {"txid": txid.hex(), "height": height, "delta": delta}
+        for txid, height, _, delta in node.chain.store.history_of(owner, start, limit)]
+    if len(history) < limit:
+        touched = sorted((entry.time, entry.tx.txid, delta) for entry in pool.entries.values()
+                         if (delta := _mempool_delta(node, entry.tx, owner)) is not None)
+        if in_pool:
+            touched = touched[bisect_right(touched, (pool.entries[txid].time, txid, float("inf"))):]
+        history += [{"txid": txid.hex(), "height": None, "delta": delta}
+                    for _, txid, delta in touched[:limit - len(history)]]
+    if paging is None and len(history) > MAX_PAGE:
+        raise _too_many("getaddresshistory", "[address,")
+    return history
+
+
+def _mempool_delta(node: Node, tx: Tx, owner: bytes) -> int | None:
+    """Units ``owner`` gains (or loses) in a mempool tx; None if it is not
+    touched. An input's coin belongs to the owner of its pubkey (the
+    signature rules make sure), so only the owner's own inputs are looked up."""
+    delta, touched = 0, False
+    for txin in tx.inputs:
+        if owner_of(txin.pubkey) == owner:
+            parent = node.mempool.entries.get(txin.prev_txid)
+            spent = parent.tx.outputs[txin.prev_index] if parent else node.chain.get_coin(txin.outpoint)
+            if spent is not None:
                 delta -= spent.amount
                 touched = True
-        for out in entry.tx.outputs:
-            if out.owner == owner:
-                delta += out.amount
-                touched = True
-        if touched:
-            history.append({"txid": entry.tx.txid.hex(), "height": None, "delta": delta})
-    return history
+    for out in tx.outputs:
+        if out.owner == owner:
+            delta += out.amount
+            touched = True
+    return delta if touched else None
 
 
 def gettxoutsetinfo(node: Node) -> dict:
@@ -311,9 +395,12 @@ def getnetworkinfo(node: Node) -> dict:
             "listen": node.listen}
 
 
+def _generate_params(nblocks, address) -> tuple[int, bytes]:
+    return _int(nblocks, "nblocks", 0, MAX_GENERATE), _owner(address)
+
+
 def generatetoaddress(node: Node, nblocks, address) -> list:
-    count = _int(nblocks, "nblocks", 0, MAX_GENERATE)
-    return [h.hex() for h in generate(node, count, _owner(address))]
+    return [h.hex() for h in generate(node, *_generate_params(nblocks, address))]
 
 
 def _addr(value) -> str:
@@ -361,8 +448,8 @@ METHODS = {f.__name__: f for f in (
 ADMIN = {"generatetoaddress", "addnode", "disconnectnode", "listbanned", "clearbanned", "stop"}
 
 
-def call(node: Node, method: str, params) -> object:
-    """Run one method; raises RpcError."""
+def _arguments(method: str, params) -> list:
+    """``params`` checked against the method's signature; raises RpcError."""
     function = METHODS.get(method)
     if function is None:
         raise RpcError(-32601, f"method {method!r} not found")
@@ -376,4 +463,19 @@ def call(node: Node, method: str, params) -> object:
     if not required <= len(params) <= takes:
         names = ", ".join(code.co_varnames[1:takes + 1])
         raise RpcError(-8, f"{method} takes {required} to {takes} params ({names}), got {len(params)}")
-    return function(node, *params)
+    return params
+
+
+def call(node: Node, method: str, params) -> object:
+    """Run one method here and now; raises RpcError."""
+    return METHODS[method](node, *_arguments(method, params))
+
+
+async def run(node: Node, method: str, params, pool) -> object:
+    """Run one method for the HTTP layer: as ``call``, except that
+    ``generatetoaddress`` searches proof of work in the worker process
+    ``pool`` (``miner.mine``) while the loop serves everyone else."""
+    arguments = _arguments(method, params)
+    if method == "generatetoaddress":
+        return [h.hex() for h in await mine(node, *_generate_params(*arguments), pool)]
+    return METHODS[method](node, *arguments)

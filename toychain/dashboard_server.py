@@ -17,8 +17,8 @@ and adds two things a node never does:
 
 Both answer only requests from the page's own origin on a loopback host,
 so no other web page open in the browser can send or run anything. The
-page on this port calls the nodes on theirs, which they allow for loopback
-origins (``node/page.py``, ``allow_loopback_cors``).
+page on this port calls the nodes on theirs, which allow its origin because
+``devnet up`` starts them with ``--allow-origin`` (``node/http_guard.py``).
 """
 
 import asyncio
@@ -38,7 +38,8 @@ from chain.params import NETWORKS
 from chain.tx import Tx, TxIn, TxOut
 from client.rpc import RpcClientError, rpc_call
 from demos.catalog import ORDER, unavailable
-from node.page import LOOPBACK, add_page_routes, demo_accounts
+from node.http_guard import LOOPBACK_NAMES
+from node.page import add_page_routes, demo_accounts
 from wallet.builder import InsufficientFunds, build_payment
 from wallet.client import spendable
 from wallet.keystore import Keystore
@@ -127,7 +128,7 @@ def _same_origin(request: web.Request) -> bool:
     no Origin, or this very origin (no other site's page)."""
     host = urlsplit(f"http://{request.host}").hostname
     origin = request.headers.get("Origin")
-    return host in LOOPBACK and origin in (None, f"http://{request.host}")
+    return host in LOOPBACK_NAMES and origin in (None, f"http://{request.host}")
 
 
 # -- the devnet's dashboard server -------------------------------------------------------------------
@@ -149,6 +150,11 @@ class DashboardServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def origins(self) -> list[str]:
+        """The page's origins as a browser sends them, for the nodes' ``--allow-origin``."""
+        return [f"http://{host}:{self.port}" for host in (self.host, "localhost")]
 
     def start(self) -> str:
         """Start serving; raises OSError when the port is taken."""
