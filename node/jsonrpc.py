@@ -16,8 +16,9 @@ can crash the server (HTTP 200 with an error object, never a 500):
 
 ``answer`` runs the requests one by one and yields to the event loop
 between them, so a batch of 1,000 costs the loop no more than its slowest
-request at a time; each reply is encoded as soon as it is made (one big
-``json.dumps`` at the end would block the loop for its whole size). Once a
+request at a time. Each reply is encoded to bytes as soon as it is made and
+the pieces are sent as they are: one ``json.dumps`` of the whole batch, or
+even one ``join`` of 16 MiB, holds the loop for 100 ms or more. Once a
 batch's replies pass ``MAX_BATCH_REPLY_BYTES``, its remaining requests are
 not run and get error -32000 instead (send them again in another batch).
 """
@@ -97,14 +98,17 @@ def methods(body) -> list[str]:
     return [r["method"] for r in requests if isinstance(r, dict) and isinstance(r.get("method"), str)]
 
 
-def _encode(reply: dict) -> str:
-    return json.dumps(reply, separators=(",", ":"))
+def encode(reply: dict) -> bytes:
+    try:
+        return json.dumps(reply, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as error:  # a method returned something JSON cannot hold: a bug
+        return encode(error_reply(reply.get("id"), -32603, f"internal error: {error}"))
 
 
-async def answer(body, run) -> str:
-    """The reply text for a parsed body; ``run(method, params)`` is awaited
-    for each valid request and returns its reply's ``result`` or ``error``
-    part (a dict with one of those keys)."""
+async def answer(body, run) -> list[bytes]:
+    """The reply for a parsed body, in pieces to send one after the other;
+    ``run(method, params)`` is awaited for each valid request and returns
+    its reply's ``result`` or ``error`` part (a dict with one of those keys)."""
     async def one(request) -> dict:
         bad = invalid(request)
         if bad is not None:
@@ -113,7 +117,7 @@ async def answer(body, run) -> str:
                 **await run(request["method"], request.get("params"))}
 
     if not isinstance(body, list):
-        return _encode(await one(body))
+        return [encode(await one(body))]
     parts, size = [], 2
     for index, request in enumerate(body):
         if size > MAX_BATCH_REPLY_BYTES:
@@ -123,8 +127,7 @@ async def answer(body, run) -> str:
                                 f"after {index} of {len(body)} requests; send the rest in another batch")
         else:
             reply = await one(request)
-        text = _encode(reply)
-        parts.append(text)
-        size += len(text) + 1
+        parts += [b"," if parts else b"[", encode(reply)]
+        size += len(parts[-1]) + 1
         await asyncio.sleep(0)  # let peers, pings and other clients in between requests
-    return "[" + ",".join(parts) + "]"
+    return parts + [b"]"]

@@ -296,9 +296,17 @@ class NodeServer:
         return self._reply(await jsonrpc.answer(body, self._run))
 
     @staticmethod
-    def _reply(reply: dict | str, status: int = 200) -> web.Response:
-        text = reply if isinstance(reply, str) else json.dumps(reply)
-        return web.Response(text=text, status=status, content_type="application/json")
+    def _reply(reply: dict | list[bytes], status: int = 200) -> web.Response:
+        """One error object, or the pieces of an answer, sent one by one (chunked)."""
+        if isinstance(reply, dict):
+            return web.Response(body=jsonrpc.encode(reply), status=status, content_type="application/json")
+        if len(reply) == 1:
+            return web.Response(body=reply[0], content_type="application/json")
+
+        async def pieces():
+            for piece in reply:
+                yield piece
+        return web.Response(body=pieces(), content_type="application/json")
 
     def _authorized(self, request: web.Request) -> bool:
         supplied = request.headers.get("Authorization", "")

@@ -96,8 +96,10 @@ class NodeThread:
     """One node on its own event loop in a background thread, for synchronous
     tests (hypothesis) that talk to it over real HTTP on 127.0.0.1::
 
-        with NodeThread(tmp_path / "n") as node:
+        with NodeThread(tmp_path / "n") as node:      # node.server is the NodeServer
             http.client.HTTPConnection("127.0.0.1", node.port) ...
+            node.run(some_coroutine(node.server))     # on the node's own loop
+            node.sync(node.server.node.chain.store.utxo_stats)  # a function on its thread
     """
 
     def __init__(self, datadir, **kwargs):
@@ -110,10 +112,20 @@ class NodeThread:
         """Run ``coroutine`` on the node's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def __enter__(self) -> NodeServer:
+    def sync(self, function, *args):
+        """``function(*args)`` on the node's thread (SQLite may only be used there)."""
+        async def call():
+            return function(*args)
+        return self.run(call())
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def __enter__(self) -> "NodeThread":
         self.thread.start()
         self.server = self.run(start_node(self.datadir, **self.kwargs))
-        return self.server
+        return self
 
     def __exit__(self, *exc) -> None:
         try:

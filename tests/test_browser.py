@@ -182,9 +182,11 @@ def test_peers_dialling_by_address_or_localhost_pass_the_host_check(tmp_path):
         a = await start_node(tmp_path / "a")
         b = await start_node(tmp_path / "b", peers=[f"127.0.0.1:{a.port}"])
         c = await start_node(tmp_path / "c", peers=[f"localhost:{a.port}"])
+        def linked(server, addr: str) -> bool:
+            return any(p["addr"] == addr and not p["inbound"] for p in rpc.call(server.node, "getpeerinfo", []))
         try:
-            await wait_for(lambda: sum(p.handshake_done for p in a.node.peers.values()) == 2, 10,
-                           "b and c connected to a")
+            await wait_for(lambda: linked(b, f"127.0.0.1:{a.port}") and linked(c, f"localhost:{a.port}"),
+                           10, "b and c connected to a")
         finally:
             for server in (c, b, a):
                 await server.stop()

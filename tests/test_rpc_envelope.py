@@ -26,9 +26,9 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    with NodeThread(tmp_path_factory.mktemp("envelope") / "n") as server:
-        server.rpc_connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        yield server
+    with NodeThread(tmp_path_factory.mktemp("envelope") / "n") as node:
+        node.rpc_connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+        yield node
 
 
 def post(node, body: bytes) -> tuple[int, object]:
