@@ -37,7 +37,9 @@ IDLE_SECONDS = 10.0   # a local client sends its request within milliseconds; a 
                       # a closed keep-alive connection by itself; a slow remote peer still gets
                       # 10 s to complete its WebSocket handshake
 MAX_CONNECTIONS = 512
-FD_RESERVE = 128      # descriptors kept for SQLite, worker processes, outbound peers and logs
+BACKLOG = 64          # connections the kernel queues, and asyncio accepts in one go before any is admitted
+FD_RESERVE = 128      # descriptors beyond the limit: one accept burst (BACKLOG), SQLite, worker
+                      # processes, outbound peers and logs
 MIN_CONNECTIONS = 16
 SWEEP_SECONDS = 1.0
 
@@ -62,6 +64,7 @@ class _State:
     busy: int = 0         # requests in progress on this connection
     idle_since: float = 0.0
     seen: bool = False    # the server has listed it as open at least once
+    closing: bool = False  # chosen to be closed: no longer counted, never chosen twice
 
 
 class ConnectionTable:
@@ -77,15 +80,20 @@ class ConnectionTable:
     def __len__(self) -> int:
         return len(self._state)
 
-    def admit(self, conn, now: float, live) -> object | None:
-        """A new connection (not yet in ``live``); returns one to close to make room, or None."""
-        live = self._update(now, live)
-        victim = None
-        if len(live) >= self.limit:
-            idle = [c for c in live if self._state[c].busy == 0]
-            victim = min(idle, key=lambda c: self._state[c].idle_since, default=None)
+    def admit(self, conn, now: float, live) -> list:
+        """A new connection (not yet in ``live``); returns the connections to
+        close to make room for it (idle longest first), often none."""
+        self._update(now, live)
+        # Admitted but not yet open ones count too: asyncio accepts a whole burst before
+        # admitting any; they are not closed themselves (aiohttp would then leave them open).
+        open_ = [c for c, state in self._state.items() if not state.closing]
+        idle = sorted((c for c in open_ if self._state[c].busy == 0 and self._state[c].seen),
+                      key=lambda c: self._state[c].idle_since)
+        victims = idle[:max(0, len(open_) + 1 - self.limit)]
+        for victim in victims:
+            self._state[victim].closing = True
         self._state[conn] = _State(idle_since=now)
-        return victim
+        return victims
 
     def request_started(self, conn, now: float) -> None:
         self._state.setdefault(conn, _State(idle_since=now)).busy += 1
@@ -97,8 +105,11 @@ class ConnectionTable:
 
     def expired(self, now: float, live) -> list:
         """Connections idle for longer than ``idle_seconds``: close them."""
-        return [c for c in self._update(now, live) if self._state[c].busy == 0
-                and now - self._state[c].idle_since > self.idle_seconds]
+        expired = [c for c in self._update(now, live) if self._state[c].busy == 0
+                   and not self._state[c].closing and now - self._state[c].idle_since > self.idle_seconds]
+        for conn in expired:
+            self._state[conn].closing = True
+        return expired
 
     def _update(self, now: float, live) -> list:
         """Mark ``live`` as seen; forget connections that closed (seen before, not
@@ -134,9 +145,8 @@ class Listener:
     def _connection(self):
         """The protocol factory: a new aiohttp connection, admitted."""
         handler = self.runner.server()
-        victim = self.table.admit(handler, asyncio.get_running_loop().time(),
-                                  self.runner.server.connections)
-        if victim is not None:
+        for victim in self.table.admit(handler, asyncio.get_running_loop().time(),
+                                       self.runner.server.connections):
             victim.force_close()
         return handler
 
@@ -144,7 +154,8 @@ class Listener:
         """Listen for ``runner`` (not serving yet); returns the port, the OS's choice for 0."""
         self.runner = runner
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._connection, host, port, start_serving=False)
+        self._server = await loop.create_server(self._connection, host, port, backlog=BACKLOG,
+                                                start_serving=False)
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
