@@ -20,6 +20,7 @@ import json
 import pytest
 
 from chain.params import DEVNET
+from client.rpc import rpc_pages
 from node import jsonrpc, rpc
 
 from .helpers import make_tx, owner
@@ -157,6 +158,10 @@ def test_pages_add_up_to_the_whole_answer(rich):
         assert keys[len(confirmed):] == sorted(keys[len(confirmed):])
         assert set(keys) == rich.sync(_expected_coins, node, minconf), (minconf, limit)
         assert all(0 < len(p) == limit for p in pages[:-1]) and len(pages[-1]) < limit
+    # The client's helper (the wallet, the devnet and the demos use it) gets every coin too.
+    bob = rpc_pages(f"http://127.0.0.1:{port}", "listunspent", [[address("bob")], 0])
+    assert len(bob) > rpc.MAX_PAGE
+    assert {(c["txid"], c["index"]) for c in bob} == rich.sync(_coins_of, node, "bob")
     history = [h for page in walk(port, "getaddresshistory", [address("carol")], 150) for h in page]
     assert history[:-2] == [{"txid": txid.hex(), "height": height, "delta": delta}
                             for txid, height, _, delta in rich.sync(store.history_of, owner("carol"))]
@@ -179,6 +184,12 @@ def test_pages_add_up_to_the_whole_answer(rich):
         address("carol"), {"after": {"txid": "ab" * 32, "height": 5}}]})
     assert gone["error"] == {"code": -8, "message": f"after: tx {'ab' * 32} is not in the active chain; "
                                                     f"start again without after"}
+
+
+def _coins_of(node, name: str) -> set[tuple[str, int]]:
+    spends, pool = node.mempool.spends, node.mempool.entries.values()
+    return ({(op.txid.hex(), op.index) for op, _ in node.chain.store.coins_of(owner(name)) if op not in spends}
+            | {(e.tx.txid.hex(), i) for e in pool for i, out in enumerate(e.tx.outputs) if out.owner == owner(name)})
 
 
 def _expected_coins(node, minconf: int) -> set[tuple[str, int]]:

@@ -36,7 +36,7 @@ from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.mining import sign_tx
 from chain.params import NETWORKS
 from chain.tx import Tx, TxIn, TxOut
-from client.rpc import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call, rpc_pages
 from demos.catalog import ORDER, unavailable
 from node.http_guard import LOOPBACK_NAMES
 from node.page import add_page_routes, demo_accounts
@@ -73,7 +73,7 @@ def build_send(url: str, sender: str, to_owner: bytes, amount: int) -> tuple[Tx,
     magic = NETWORKS[rpc_call(url, "getblockchaininfo")["network"]].magic
     store = Keystore()
     key = store.import_demo(sender)
-    usable, immature = spendable(rpc_call(url, "listunspent", [[key.address], 0]))
+    usable, immature = spendable(rpc_pages(url, "listunspent", [[key.address], 0]))
     try:
         payment = build_payment(store, usable, to_owner, amount, FEE_RATE, key.owner, magic, immature)
         return payment.tx, False

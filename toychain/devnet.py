@@ -34,7 +34,7 @@ from chain.address import encode_address
 from chain.amounts import format_toy
 from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.params import DEVNET
-from client.rpc import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call, rpc_pages
 from wallet import keystore as ks
 
 from .dashboard_server import DashboardServer
@@ -93,7 +93,7 @@ def _start(node: dict, others: list[dict], origins: list[str]) -> subprocess.Pop
 
 
 def _balances(url: str) -> dict[str, dict]:
-    rows = rpc_call(url, "listunspent", [[demo_address(n) for n in DEMO_ACCOUNTS], 0])
+    rows = rpc_pages(url, "listunspent", [[demo_address(n) for n in DEMO_ACCOUNTS], 0])
     totals = {n: {"spendable": 0, "immature": 0, "pending": 0} for n in DEMO_ACCOUNTS}
     by_address = {demo_address(n): n for n in DEMO_ACCOUNTS}
     for row in rows:
