@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 PAGE = 1000  # items per page: the most a node answers in one call
+ADDRESSES = 500  # addresses one listunspent call may name
 
 
 class RpcClientError(Exception):

@@ -10,14 +10,19 @@ Methods marked ``admin`` need the cookie (the HTTP layer checks it).
 No call may hold the event loop for long (every peer waits meanwhile):
 ``listunspent`` and ``getaddresshistory`` answer at most ``MAX_PAGE`` items
 per call, read from SQLite page by page (``options`` ``{"limit", "after"}``:
-docs/protocol-notes.md), and ``run``, what the HTTP layer awaits, mines
-``generatetoaddress`` blocks with a worker process and yields between
-blocks (``miner.mine``). ``call`` runs any method synchronously (regtest
-blocks are solved in place).
+docs/protocol-notes.md), and name at most ``MAX_ADDRESSES``; ``run``, what
+the HTTP layer awaits, mines ``generatetoaddress`` blocks with a worker
+process and yields between blocks (``miner.mine``), and decodes a
+transaction (``decoderawtransaction``: up to 7,000 addresses to encode) on
+a worker thread. ``call`` runs any method synchronously (regtest blocks
+are solved in place).
 """
 
+import asyncio
 import heapq
 from bisect import bisect_right
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 
 from chain.address import AddressError, decode_address, encode_address
@@ -34,10 +39,13 @@ from .node import USER_AGENT, Node
 PROTOCOL_VERSION = 1
 MAX_TESTMEMPOOLACCEPT = 100
 MAX_GENERATE = 10_000
-MAX_ADDRESSES = 1000
-MAX_PAGE = 1000  # coins or history items per call: about 60 ms at worst (1,000 distinct addresses)
+# Bech32 in pure Python costs ~70 us to decode an address and ~55 us to encode one: these two
+# bounds keep a call under ~60 ms whatever addresses it names (scripts/bench_rpc_lag.py).
+MAX_ADDRESSES = 500
+MAX_PAGE = 1000  # coins or history items per call
+PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` computes it on a thread
 
-# Encoding an address costs ~50 us of pure-Python Bech32; a page of coins mostly repeats a few.
+# A page of coins mostly repeats a few owners.
 _address = lru_cache(maxsize=4096)(encode_address)
 
 
@@ -229,10 +237,11 @@ def getmempoolinfo(node: Node) -> dict:
             "orphans": len(pool.orphans)}
 
 
-def _coin_json(node: Node, outpoint: OutPoint, coin, confirmations: int) -> dict:
+def _coin_json(node: Node, outpoint: OutPoint, coin, confirmations: int, names: dict) -> dict:
+    """``names``: owner -> address for the owners the caller named (no encoding needed)."""
     mature = not coin.coinbase or node.chain.height + 1 - coin.height >= node.chain.net.coinbase_maturity
     return {"txid": outpoint.txid.hex(), "index": outpoint.index, "amount": coin.amount,
-            "address": _address(coin.owner), "confirmations": confirmations,
+            "address": names.get(coin.owner) or _address(coin.owner), "confirmations": confirmations,
             "coinbase": coin.coinbase, "mature": mature}
 
 
@@ -276,12 +285,13 @@ def _too_many(method: str, example: str) -> RpcError:
                         f'{{"after": <the last item>}} until a page comes back short')
 
 
-def _owners(addresses) -> set[bytes]:
+def _owners(addresses) -> dict[bytes, str]:
+    """owner -> its address in the canonical lower case, for each address named."""
     if addresses is None:
         addresses = []
     if not isinstance(addresses, list) or len(addresses) > MAX_ADDRESSES:
         raise RpcError(-8, f"addresses must be a list of at most {MAX_ADDRESSES} addresses")
-    return {_owner(a) for a in addresses}
+    return {_owner(a): a.lower() for a in addresses}
 
 
 def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
@@ -304,7 +314,7 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
             [store.iter_coins(None, start, newest)]
         for outpoint, coin in heapq.merge(*pages, key=lambda item: item[0]):
             if outpoint not in spends:
-                result.append(_coin_json(node, outpoint, coin, _confirmations(node, coin.height)))
+                result.append(_coin_json(node, outpoint, coin, _confirmations(node, coin.height), owners))
                 if len(result) == limit:
                     break
     if minconf == 0 and len(result) < limit:
@@ -312,7 +322,7 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
                       for index, out in enumerate(entry.tx.outputs) if not owners or out.owner in owners)
         for outpoint in pool[bisect_right(pool, start) if in_pool else 0:]:
             if outpoint not in spends:
-                result.append(_coin_json(node, outpoint, node.mempool.get_coin(outpoint), 0))
+                result.append(_coin_json(node, outpoint, node.mempool.get_coin(outpoint), 0, owners))
                 if len(result) == limit:
                     break
     if paging is None:
@@ -471,11 +481,22 @@ def call(node: Node, method: str, params) -> object:
     return METHODS[method](node, *_arguments(method, params))
 
 
-async def run(node: Node, method: str, params, pool) -> object:
+@dataclass
+class Workers:
+    """Where ``run`` sends work that would hold the event loop."""
+    miner: ProcessPoolExecutor   # generatetoaddress's proof of work
+    pure: ThreadPoolExecutor     # PURE methods: one thread, so the loop waits at most one GIL
+                                 # switch interval (5 ms) for it
+
+
+async def run(node: Node, method: str, params, workers: Workers) -> object:
     """Run one method for the HTTP layer: as ``call``, except that
-    ``generatetoaddress`` searches proof of work in the worker process
-    ``pool`` (``miner.mine``) while the loop serves everyone else."""
+    ``generatetoaddress`` searches proof of work in a worker process
+    (``miner.mine``) and a PURE method runs on the worker thread, while the
+    loop serves everyone else."""
     arguments = _arguments(method, params)
     if method == "generatetoaddress":
-        return [h.hex() for h in await mine(node, *_generate_params(*arguments), pool)]
+        return [h.hex() for h in await mine(node, *_generate_params(*arguments), workers.miner)]
+    if method in PURE:
+        return await asyncio.get_running_loop().run_in_executor(workers.pure, METHODS[method], node, *arguments)
     return METHODS[method](node, *arguments)

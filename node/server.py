@@ -25,7 +25,7 @@ import logging
 import os
 import secrets
 import signal
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -126,7 +126,8 @@ class NodeServer:
         self.node.schedule_flush = schedule_flush
 
         self.session = aiohttp.ClientSession()
-        self.solver = ProcessPoolExecutor(1)  # generatetoaddress's proof of work; started on first use
+        # generatetoaddress's proof of work, and decoding on a thread; started on first use
+        self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"))
         self._batches = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
         self.listener = Listener(connection_limit())
         self.policy = BrowserPolicy(self.host, self.port, self.allowed_origins)
@@ -165,7 +166,8 @@ class NodeServer:
             await ws.close()
         await self.listener.close()
         await self.runner.cleanup()
-        self.solver.shutdown(wait=False, cancel_futures=True)
+        self.workers.miner.shutdown(wait=False, cancel_futures=True)
+        self.workers.pure.shutdown(wait=False, cancel_futures=True)
         await self.session.close()
         self.verifier.close()
         self.node.chain.close()
@@ -315,7 +317,7 @@ class NodeServer:
     async def _run(self, method: str, params) -> dict:
         """One request's ``result`` or ``error``."""
         try:
-            return {"result": await rpc.run(self.node, method, params, self.solver)}
+            return {"result": await rpc.run(self.node, method, params, self.workers)}
         except rpc.RpcError as error:
             return {"error": error.to_json()}
         except Exception as error:  # a bug must not kill the server: report it

@@ -19,9 +19,12 @@ import json
 
 import pytest
 
+from chain.address import encode_address
 from chain.params import DEVNET
 from client.rpc import rpc_pages
 from node import jsonrpc, rpc
+
+from wallet.client import NodeClient
 
 from .helpers import make_tx, owner
 from .nodes import NodeThread, address, run, start_node, wait_for
@@ -158,10 +161,18 @@ def test_pages_add_up_to_the_whole_answer(rich):
         assert keys[len(confirmed):] == sorted(keys[len(confirmed):])
         assert set(keys) == rich.sync(_expected_coins, node, minconf), (minconf, limit)
         assert all(0 < len(p) == limit for p in pages[:-1]) and len(pages[-1]) < limit
-    # The client's helper (the wallet, the devnet and the demos use it) gets every coin too.
-    bob = rpc_pages(f"http://127.0.0.1:{port}", "listunspent", [[address("bob")], 0])
+    # The client's helper (the wallet, the devnet and the demos use it) gets every coin too,
+    # and the wallet asks for at most 500 addresses at a time.
+    url = f"http://127.0.0.1:{port}"
+    bob = rpc_pages(url, "listunspent", [[address("bob")], 0])
     assert len(bob) > rpc.MAX_PAGE
     assert {(c["txid"], c["index"]) for c in bob} == rich.sync(_coins_of, node, "bob")
+    nobody = [encode_address(bytes([i // 256, i % 256]) * 10) for i in range(1199)]
+    coins = NodeClient(url).coins([*nobody[:700], address("bob"), *nobody[700:]])
+    assert sorted((c["txid"], c["index"]) for c in coins) == sorted((c["txid"], c["index"]) for c in bob)
+    for count, answer in ((500, []), (501, "addresses must be a list of at most 500 addresses")):
+        reply = request(port, calls("listunspent", [nobody[:count]], 1)[0])
+        assert reply.get("result", reply.get("error", {}).get("message")) == answer
     history = [h for page in walk(port, "getaddresshistory", [address("carol")], 150) for h in page]
     assert history[:-2] == [{"txid": txid.hex(), "height": height, "delta": delta}
                             for txid, height, _, delta in rich.sync(store.history_of, owner("carol"))]

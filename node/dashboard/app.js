@@ -31,6 +31,7 @@ const POLL_MS = 4000;
 const RECONNECT_MS = 2000;
 const RPC_TIMEOUT_MS = 6000;
 const PAGE = 1000;         // items per listunspent call: the most a node answers
+const ADDRESSES = 500;     // addresses one listunspent call may name
 const NEW_MS = 4000;       // how long a block or refusal is highlighted as new
 const SVGNS = "http://www.w3.org/2000/svg";
 const UNIT = 100000000;
@@ -435,7 +436,11 @@ async function refreshBalances() {
     return;
   }
   try {
-    const rows = await allPages(node, "listunspent", [S.accounts.map((a) => a.address), 0]);
+    const addresses = S.accounts.map((a) => a.address);
+    const rows = [];
+    for (let i = 0; i < addresses.length; i += ADDRESSES) {
+      rows.push(...await allPages(node, "listunspent", [addresses.slice(i, i + ADDRESSES), 0]));
+    }
     if (call !== balanceCalls) return;
     const coins = new Map(S.accounts.map((a) => [a.address, []]));
     for (const row of rows) if (coins.has(row.address)) coins.get(row.address).push(row);
