@@ -14,16 +14,18 @@ docs/protocol-notes.md), and name at most ``MAX_ADDRESSES``; ``run``, what
 the HTTP layer awaits, mines ``generatetoaddress`` blocks with a worker
 process and yields between blocks (``miner.mine``), and decodes a
 transaction (``decoderawtransaction``: up to 7,000 addresses to encode) on
-a worker thread. ``call`` runs any method synchronously (regtest blocks
-are solved in place).
+a worker thread. Methods that scan the mempool (``getrawmempool``, and
+``listunspent``/``getaddresshistory`` for its part) are generators that
+yield every ``SCAN_CHUNK`` entries: ``run`` lets the loop in there, ``call``
+runs any method straight through (regtest blocks are solved in place).
 """
 
 import asyncio
 import heapq
-from bisect import bisect_right
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from inspect import isgenerator
 
 from chain.address import AddressError, decode_address, encode_address
 from chain.block import Block
@@ -44,6 +46,7 @@ MAX_GENERATE = 10_000
 MAX_ADDRESSES = 500
 MAX_PAGE = 1000  # coins or history items per call
 PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` computes it on a thread
+SCAN_CHUNK = 2000  # mempool entries a call looks at between two yields to the loop (~5 ms)
 
 # A page of coins mostly repeats a few owners.
 _address = lru_cache(maxsize=4096)(encode_address)
@@ -227,8 +230,12 @@ def submitblock(node: Node, hexdata):
     return outcome.error.code
 
 
-def getrawmempool(node: Node) -> list:
-    return [txid.hex() for txid in node.mempool.entries]
+def getrawmempool(node: Node):
+    txids, snapshot = [], list(node.mempool.entries)
+    for i in range(0, len(snapshot), SCAN_CHUNK):
+        txids += [txid.hex() for txid in snapshot[i:i + SCAN_CHUNK]]
+        yield  # a full mempool is ~150,000 txids: let the loop in between chunks
+    return txids
 
 
 def getmempoolinfo(node: Node) -> dict:
@@ -294,7 +301,22 @@ def _owners(addresses) -> dict[bytes, str]:
     return {_owner(a): a.lower() for a in addresses}
 
 
-def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
+def _pool_first(node: Node, items_of, after, limit: int):
+    """The ``limit`` smallest items greater than ``after`` (None: any) that
+    ``items_of(entry)`` gives over the whole mempool. A generator: it yields
+    every SCAN_CHUNK entries so that ``run`` lets the loop in (a full
+    mempool holds ~150,000 txs), and returns the items. It reads a snapshot
+    of the entries, so a tx that leaves the mempool meanwhile may still be in."""
+    best, entries = [], list(node.mempool.entries.values())
+    for i in range(0, len(entries), SCAN_CHUNK):
+        found = [item for entry in entries[i:i + SCAN_CHUNK] for item in items_of(entry)
+                 if after is None or item > after]
+        best = heapq.nsmallest(limit, best + found)
+        yield
+    return best
+
+
+def listunspent(node: Node, addresses=None, minconf=1, options=None):
     """Oldest first, at most MAX_PAGE coins; a page (``options``) lists
     confirmed coins in (txid, index) order, then (minconf 0) mempool outputs
     in (txid, index) order, the order SQLite's indexes read them in."""
@@ -318,11 +340,13 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
                 if len(result) == limit:
                     break
     if minconf == 0 and len(result) < limit:
-        pool = sorted(OutPoint(txid, index) for txid, entry in node.mempool.entries.items()
-                      for index, out in enumerate(entry.tx.outputs) if not owners or out.owner in owners)
-        for outpoint in pool[bisect_right(pool, start) if in_pool else 0:]:
-            if outpoint not in spends:
-                result.append(_coin_json(node, outpoint, node.mempool.get_coin(outpoint), 0, owners))
+        def outputs(entry):
+            return [OutPoint(entry.tx.txid, index) for index, out in enumerate(entry.tx.outputs)
+                    if not owners or out.owner in owners]
+        for outpoint in (yield from _pool_first(node, outputs, start if in_pool else None, limit)):
+            coin = node.mempool.get_coin(outpoint)  # None if spent or mined since the snapshot
+            if coin is not None and outpoint.txid in node.mempool:
+                result.append(_coin_json(node, outpoint, coin, 0, owners))
                 if len(result) == limit:
                     break
     if paging is None:
@@ -332,7 +356,7 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None) -> list:
     return result
 
 
-def getaddresshistory(node: Node, address, options=None) -> list:
+def getaddresshistory(node: Node, address, options=None):
     """Confirmed txs by (height, position), then mempool txs by arrival; at
     most MAX_PAGE per call."""
     owner = _owner(address)
@@ -353,12 +377,12 @@ def getaddresshistory(node: Node, address, options=None) -> list:
         {"txid": txid.hex(), "height": height, "delta": delta}
         for txid, height, _, delta in node.chain.store.history_of(owner, start, limit)]
     if len(history) < limit:
-        touched = sorted((entry.time, entry.tx.txid, delta) for entry in pool.entries.values()
-                         if (delta := _mempool_delta(node, entry.tx, owner)) is not None)
-        if in_pool:
-            touched = touched[bisect_right(touched, (pool.entries[txid].time, txid, float("inf"))):]
-        history += [{"txid": txid.hex(), "height": None, "delta": delta}
-                    for _, txid, delta in touched[:limit - len(history)]]
+        def touching(entry):
+            delta = _mempool_delta(node, entry.tx, owner)
+            return [] if delta is None else [(entry.time, entry.tx.txid, delta)]
+        cursor = (pool.entries[txid].time, txid, float("inf")) if in_pool else None
+        history += [{"txid": txid.hex(), "height": None, "delta": delta} for _, txid, delta in
+                    (yield from _pool_first(node, touching, cursor, limit - len(history)))]
     if paging is None and len(history) > MAX_PAGE:
         raise _too_many("getaddresshistory", "[address,")
     return history
@@ -478,7 +502,14 @@ def _arguments(method: str, params) -> list:
 
 def call(node: Node, method: str, params) -> object:
     """Run one method here and now; raises RpcError."""
-    return METHODS[method](node, *_arguments(method, params))
+    result = METHODS[method](node, *_arguments(method, params))
+    if not isgenerator(result):
+        return result
+    while True:
+        try:
+            next(result)
+        except StopIteration as done:
+            return done.value
 
 
 @dataclass
@@ -499,4 +530,12 @@ async def run(node: Node, method: str, params, workers: Workers) -> object:
         return [h.hex() for h in await mine(node, *_generate_params(*arguments), workers.miner)]
     if method in PURE:
         return await asyncio.get_running_loop().run_in_executor(workers.pure, METHODS[method], node, *arguments)
-    return METHODS[method](node, *arguments)
+    result = METHODS[method](node, *arguments)
+    if not isgenerator(result):
+        return result
+    while True:  # a method that scans the mempool yields between chunks: serve others then
+        try:
+            next(result)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)

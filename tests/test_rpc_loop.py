@@ -253,3 +253,45 @@ def test_devnet_generatetoaddress_mines_off_the_loop(tmp_path):
                 await peer.close()
             await server.stop()
     run(scenario(), timeout=300)
+
+
+def test_calls_that_scan_the_mempool_let_the_loop_in(tmp_path):
+    """getrawmempool, getaddresshistory and listunspent (minconf 0) read every
+    mempool entry: they stop every SCAN_CHUNK entries so that the loop can
+    serve others (a full mempool holds ~150,000 txs)."""
+    count = 2 * rpc.SCAN_CHUNK + 100
+
+    async def scenario():
+        server = await start_node(tmp_path / "n")
+        node = server.node
+        try:
+            rpc.call(node, "generatetoaddress", [101, address("alice")])
+            [coin] = [c for c in node.chain.store.coins_of(owner("alice")) if c[1].height == 1]
+            each = (coin[1].amount - 2_000_000) // count
+            fan_out = make_tx([coin], "alice", [("bob", each)] * count)
+            node.accept_tx(fan_out, "rpc")
+            rpc.call(node, "generatetoaddress", [1, address("alice")])
+            for op, c in node.chain.store.coins_of(owner("bob")):
+                node.mempool.accept(make_tx([(op, c)], "bob", [("carol", each - 300)]))
+            assert len(node.mempool) == count
+            for method, params, size in (("getrawmempool", [], count),
+                                         ("getaddresshistory", [address("carol"), {"limit": 1000}], 1000),
+                                         ("listunspent", [[address("carol")], 0, {"limit": 1000}], 1000)):
+                ticks = 0
+
+                async def ticker():
+                    nonlocal ticks
+                    while True:
+                        await asyncio.sleep(0)
+                        ticks += 1
+                tick = asyncio.get_running_loop().create_task(ticker())
+                await asyncio.sleep(0)
+                before = ticks
+                result = await rpc.run(node, method, params, server.workers)
+                during = ticks - before
+                tick.cancel()
+                assert len(result) == size and result == rpc.call(node, method, params)
+                assert during >= 2, (method, during)   # the loop ran between the chunks
+        finally:
+            await server.stop()
+    run(scenario())
