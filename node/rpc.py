@@ -18,10 +18,13 @@ a worker thread. Methods that scan the mempool (``getrawmempool``, and
 ``listunspent``/``getaddresshistory`` for its part) are generators that
 yield every ``SCAN_CHUNK`` entries: ``run`` lets the loop in there, ``call``
 runs any method straight through (regtest blocks are solved in place).
+HEAVY calls from all clients compute one slice at a time (``Turns``), so
+that ten clients cannot stack ten heavy calls into one loop iteration.
 """
 
 import asyncio
 import heapq
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,7 +49,15 @@ MAX_GENERATE = 10_000
 MAX_ADDRESSES = 500
 MAX_PAGE = 1000  # coins or history items per call
 PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` computes it on a thread
-SCAN_CHUNK = 2000  # mempool entries a call looks at between two yields to the loop (~5 ms)
+# Calls whose cost grows with the chain, the mempool or the request (up to tens of ms): they
+# take turns (``Turns``). The others cost well under a millisecond and never wait.
+HEAVY = {"listunspent", "getaddresshistory", "getrawmempool", "getblock", "getrawtransaction",
+         "sendrawtransaction", "testmempoolaccept", "submitblock"}
+# What one turn of a long call does, about 10 ms at most:
+SCAN_CHUNK = 2000    # mempool entries looked at
+ADDRESS_CHUNK = 100  # addresses decoded
+COIN_CHUNK = 200     # coins turned into JSON (each may need its address encoded)
+PAUSE_FROM = 0.002  # seconds: a turn that took longer is followed by a pause as long
 
 # A page of coins mostly repeats a few owners.
 _address = lru_cache(maxsize=4096)(encode_address)
@@ -292,13 +303,29 @@ def _too_many(method: str, example: str) -> RpcError:
                         f'{{"after": <the last item>}} until a page comes back short')
 
 
-def _owners(addresses) -> dict[bytes, str]:
-    """owner -> its address in the canonical lower case, for each address named."""
+def _owners(addresses):
+    """owner -> its address in the canonical lower case, for each address
+    named. A generator (``run`` lets the loop in between chunks): decoding
+    one address costs ~70 us."""
     if addresses is None:
         addresses = []
     if not isinstance(addresses, list) or len(addresses) > MAX_ADDRESSES:
         raise RpcError(-8, f"addresses must be a list of at most {MAX_ADDRESSES} addresses")
-    return {_owner(a): a.lower() for a in addresses}
+    owners = {}
+    for i in range(0, len(addresses), ADDRESS_CHUNK):
+        owners.update((_owner(a), a.lower()) for a in addresses[i:i + ADDRESS_CHUNK])
+        yield
+    return owners
+
+
+def _in_chunks(items: list, convert):
+    """``[convert(item) for item in items]`` without the Nones, COIN_CHUNK at
+    a time (a generator): a coin may need its address encoded, ~55 us."""
+    done = []
+    for i in range(0, len(items), COIN_CHUNK):
+        done += [value for value in map(convert, items[i:i + COIN_CHUNK]) if value is not None]
+        yield
+    return done
 
 
 def _pool_first(node: Node, items_of, after, limit: int):
@@ -316,11 +343,28 @@ def _pool_first(node: Node, items_of, after, limit: int):
     return best
 
 
+def _confirmed(node: Node, owners, start: OutPoint, newest: int, limit: int) -> list:
+    """Up to ``limit`` (OutPoint, Coin) of ``owners`` (all when empty)
+    created at ``newest`` or below, after ``start``, not spent in the mempool:
+    one read of SQLite, its cursors closed on return (nothing stays open
+    across a turn, while a block may be written)."""
+    store, spends = node.chain.store, node.mempool.spends
+    pages = [store.iter_coins(o, start, newest) for o in owners] if owners else \
+        [store.iter_coins(None, start, newest)]
+    found = []
+    for outpoint, coin in heapq.merge(*pages, key=lambda item: item[0]):
+        if outpoint not in spends:
+            found.append((outpoint, coin))
+            if len(found) == limit:
+                break
+    return found
+
+
 def listunspent(node: Node, addresses=None, minconf=1, options=None):
     """Oldest first, at most MAX_PAGE coins; a page (``options``) lists
     confirmed coins in (txid, index) order, then (minconf 0) mempool outputs
     in (txid, index) order, the order SQLite's indexes read them in."""
-    owners = _owners(addresses)
+    owners = yield from _owners(addresses)
     minconf = _int(minconf, "minconf", 0)
     paging = _paging(options)
     limit, after = paging or (MAX_PAGE + 1, None)
@@ -328,27 +372,25 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None):
     if after is not None:
         start = OutPoint(_hash(after.get("txid"), "after.txid"), _int(after.get("index"), "after.index", 0))
         in_pool = _int(after.get("confirmations"), "after.confirmations", 0) == 0
-    spends, result = node.mempool.spends, []
+    result = []
     if not in_pool:
-        newest = node.chain.height - max(minconf, 1) + 1
-        store = node.chain.store
-        pages = [store.iter_coins(o, start, newest) for o in owners] if owners else \
-            [store.iter_coins(None, start, newest)]
-        for outpoint, coin in heapq.merge(*pages, key=lambda item: item[0]):
-            if outpoint not in spends:
-                result.append(_coin_json(node, outpoint, coin, _confirmations(node, coin.height), owners))
-                if len(result) == limit:
-                    break
+        coins = _confirmed(node, owners, start, node.chain.height - max(minconf, 1) + 1, limit)
+        yield
+        result = yield from _in_chunks(coins, lambda item: _coin_json(
+            node, item[0], item[1], _confirmations(node, item[1].height), owners))
     if minconf == 0 and len(result) < limit:
         def outputs(entry):
-            return [OutPoint(entry.tx.txid, index) for index, out in enumerate(entry.tx.outputs)
-                    if not owners or out.owner in owners]
-        for outpoint in (yield from _pool_first(node, outputs, start if in_pool else None, limit)):
-            coin = node.mempool.get_coin(outpoint)  # None if spent or mined since the snapshot
+            return [outpoint for index, out in enumerate(entry.tx.outputs)
+                    if (not owners or out.owner in owners)
+                    and (outpoint := OutPoint(entry.tx.txid, index)) not in node.mempool.spends]
+
+        def unspent(outpoint):  # None if spent or mined since the scan
+            coin = node.mempool.get_coin(outpoint)
             if coin is not None and outpoint.txid in node.mempool:
-                result.append(_coin_json(node, outpoint, coin, 0, owners))
-                if len(result) == limit:
-                    break
+                return _coin_json(node, outpoint, coin, 0, owners)
+            return None
+        pool = yield from _pool_first(node, outputs, start if in_pool else None, limit - len(result))
+        result += yield from _in_chunks(pool, unspent)
     if paging is None:
         if len(result) > MAX_PAGE:
             raise _too_many("listunspent", "[addresses, minconf,")
@@ -500,16 +542,48 @@ def _arguments(method: str, params) -> list:
     return params
 
 
+def _step(steps) -> tuple[bool, object]:
+    """One slice of a method written as a generator: (finished, its result)."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        return True, done.value
+    return False, None
+
+
 def call(node: Node, method: str, params) -> object:
     """Run one method here and now; raises RpcError."""
     result = METHODS[method](node, *_arguments(method, params))
     if not isgenerator(result):
         return result
     while True:
-        try:
-            next(result)
-        except StopIteration as done:
-            return done.value
+        finished, value = _step(result)
+        if finished:
+            return value
+
+
+class Turns:
+    """HEAVY calls compute on the loop one slice at a time, whoever asks (a
+    slice: a whole call, or one step of a generator method), and each slice
+    that took more than ``PAUSE_FROM`` is followed by a pause as long as
+    itself before the next one starts. Without it, every client's heavy call
+    runs in the same loop iteration (ten clients: ten times one call), and a
+    peer's ping, which needs several iterations to be read and answered,
+    waits for several rounds of them. With it the loop is held at most one
+    slice at a time, and peers and cheap calls get at least half of it.
+    Even a short slice lets the loop run once before the next."""
+
+    def __init__(self):
+        self._lock = asyncio.Lock()
+
+    async def take(self, compute):
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                return compute()
+            finally:
+                spent = time.perf_counter() - started
+                await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
 
 
 @dataclass
@@ -518,24 +592,25 @@ class Workers:
     miner: ProcessPoolExecutor   # generatetoaddress's proof of work
     pure: ThreadPoolExecutor     # PURE methods: one thread, so the loop waits at most one GIL
                                  # switch interval (5 ms) for it
+    turns: Turns                 # HEAVY methods' slices on the loop, one at a time
 
 
 async def run(node: Node, method: str, params, workers: Workers) -> object:
     """Run one method for the HTTP layer: as ``call``, except that
     ``generatetoaddress`` searches proof of work in a worker process
-    (``miner.mine``) and a PURE method runs on the worker thread, while the
-    loop serves everyone else."""
+    (``miner.mine``), a PURE method runs on the worker thread, and a HEAVY
+    one takes its turns (``Turns``), while the loop serves everyone else."""
     arguments = _arguments(method, params)
     if method == "generatetoaddress":
         return [h.hex() for h in await mine(node, *_generate_params(*arguments), workers.miner)]
     if method in PURE:
         return await asyncio.get_running_loop().run_in_executor(workers.pure, METHODS[method], node, *arguments)
-    result = METHODS[method](node, *arguments)
+    if method not in HEAVY:
+        return METHODS[method](node, *arguments)
+    result = await workers.turns.take(lambda: METHODS[method](node, *arguments))
     if not isgenerator(result):
         return result
-    while True:  # a method that scans the mempool yields between chunks: serve others then
-        try:
-            next(result)
-        except StopIteration as done:
-            return done.value
-        await asyncio.sleep(0)
+    while True:  # a method that scans the mempool: a turn per chunk
+        finished, value = await workers.turns.take(lambda: _step(result))
+        if finished:
+            return value

@@ -127,7 +127,8 @@ class NodeServer:
 
         self.session = aiohttp.ClientSession()
         # generatetoaddress's proof of work, and decoding on a thread; started on first use
-        self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"))
+        self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"),
+                                   rpc.Turns())
         self._batches = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
         self.listener = Listener(connection_limit())
         self.policy = BrowserPolicy(self.host, self.port, self.allowed_origins)

@@ -36,6 +36,9 @@ history pages            batch of 1,000 x getaddresshistory [carol, {"limit": 10
 all at once              the four batches above together
 decode 1 MB txs          batch of 3 x decoderawtransaction of a 1 MB tx of 7,000 inputs
                          with distinct public keys (the largest a body of 8 MiB holds)
+mempool scans            with ``--mempool`` txs (20,000) waiting, from bob to carol: batches
+                         of 100 x getaddresshistory [dave] (reads every entry), 100 x
+                         listunspent [[carol], 0, {"limit": 1000}] and 20 x getrawmempool
 generatetoaddress devnet a devnet node mines 20 blocks by RPC (its proof of work in a
                          worker process) while the probes watch that node
 
@@ -159,6 +162,24 @@ def post(port: int, body, token: str | None = None, timeout: float = 600) -> byt
 
 
 # -- funding -----------------------------------------------------------------------------------------
+
+def fill_mempool(node: Node, count: int) -> None:
+    """``count`` one-input txs from bob to carol in the mempool (a fan-out to bob first)."""
+    unspent = node.call("listunspent", [encode_address(owner("alice"))], 1, {"limit": 1})[0]
+    coin = (OutPoint(bytes.fromhex(unspent["txid"]), unspent["index"]),
+            Coin(unspent["amount"], owner("alice"), 0, True))
+    each = (unspent["amount"] - FEE) // count
+    fan_out = make_tx([coin], "alice", [("bob", each)] * count)
+    node.call("sendrawtransaction", fan_out.raw.hex())
+    node.call("generatetoaddress", 1, encode_address(owner("alice")), admin=True)
+    txs = [make_tx([(OutPoint(fan_out.txid, i), Coin(each, owner("bob"), 0, False))], "bob",
+                   [("carol", each - 300)]) for i in range(count)]
+    for i in range(0, count, 1000):
+        post(node.port, [{"jsonrpc": "2.0", "id": j, "method": "sendrawtransaction", "params": [tx.raw.hex()]}
+                         for j, tx in enumerate(txs[i:i + 1000])])
+    if len(node.call("getrawmempool")) != count:
+        raise SystemExit("the mempool did not take every tx")
+
 
 def fund(node: Node, coins: int) -> list[str]:
     """Coins as described above; returns the random owners' addresses."""
@@ -321,6 +342,13 @@ async def measure(args, directory: Path) -> list[dict]:
                               ("decode 1 MB txs", [batch("decoderawtransaction", [big_tx_hex()], 3)])):
             results.append(await phase(probes, name, regtest.port, batches))
             print(f"  {name}: longest ping {results[-1]['ping_max_ms']} ms", flush=True)
+        print(f"filling the mempool with {args.mempool:,} txs ...", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, fill_mempool, regtest, args.mempool)
+        scans = [batch("getaddresshistory", [encode_address(owner("dave")), {"limit": 1000}], 100),
+                 batch("listunspent", [[encode_address(owner("carol"))], 0, {"limit": 1000}], 100),
+                 batch("getrawmempool", [], 20)]
+        results.append(await phase(probes, "mempool scans", regtest.port, scans))
+        print(f"  mempool scans: longest ping {results[-1]['ping_max_ms']} ms", flush=True)
         probes._stop = True
         await watching
     finally:
@@ -358,6 +386,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--coins", type=int, default=40_000, help="coins in the UTXO set besides carol's (40,000)")
+    parser.add_argument("--mempool", type=int, default=20_000, help="txs waiting in the mempool (20,000)")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
                         help="first wait up to SECONDS for the 1-minute load average to drop below 1")
