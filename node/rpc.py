@@ -57,6 +57,8 @@ HEAVY = {"listunspent", "getaddresshistory", "getrawmempool", "getblock", "getra
 SCAN_CHUNK = 2000    # mempool entries looked at
 ADDRESS_CHUNK = 100  # addresses decoded
 COIN_CHUNK = 200     # coins turned into JSON (each may need its address encoded)
+ROW_CHUNK = 2000     # coin rows read from SQLite ...
+QUERY_ROWS = 20      # ... a query counting as this many (one owner's coins: a query each)
 PAUSE_FROM = 0.002  # seconds: a turn that took longer is followed by a pause as long
 
 # A page of coins mostly repeats a few owners.
@@ -343,21 +345,41 @@ def _pool_first(node: Node, items_of, after, limit: int):
     return best
 
 
-def _confirmed(node: Node, owners, start: OutPoint, newest: int, limit: int) -> list:
-    """Up to ``limit`` (OutPoint, Coin) of ``owners`` (all when empty)
-    created at ``newest`` or below, after ``start``, not spent in the mempool:
-    one read of SQLite, its cursors closed on return (nothing stays open
-    across a turn, while a block may be written)."""
+def _confirmed(node: Node, owners, start: OutPoint, newest: int, limit: int):
+    """The first ``limit`` (OutPoint, Coin) in (txid, index) order, after
+    ``start``, of ``owners`` (all coins when empty), created at ``newest`` or
+    below, not spent in the mempool. A generator: each slice reads at most
+    ROW_CHUNK rows (a query counting as QUERY_ROWS), and closes its SQLite
+    cursors before it yields (a block may be written in between); an owner's
+    read goes on in the next slice from where it stopped."""
     store, spends = node.chain.store, node.mempool.spends
-    pages = [store.iter_coins(o, start, newest) for o in owners] if owners else \
-        [store.iter_coins(None, start, newest)]
-    found = []
-    for outpoint, coin in heapq.merge(*pages, key=lambda item: item[0]):
-        if outpoint not in spends:
-            found.append((outpoint, coin))
-            if len(found) == limit:
-                break
-    return found
+    todo = [(owner, start) for owner in owners] or [(None, start)]
+    best: list = []  # the limit first so far, in order
+    while todo:
+        budget, found = ROW_CHUNK, []
+        while todo and budget > 0:
+            owner, after = todo.pop()
+            cutoff = best[-1][0] if len(best) == limit else None  # nothing past it can be in
+            rows, taken, resume = store.iter_coins(owner, after, newest), 0, None
+            budget -= QUERY_ROWS
+            for outpoint, coin in rows:
+                if cutoff is not None and outpoint > cutoff:
+                    break
+                if outpoint not in spends:
+                    found.append((outpoint, coin))
+                    taken += 1
+                budget -= 1
+                if taken == limit:
+                    break
+                if budget <= 0:
+                    resume = outpoint
+                    break
+            rows.close()
+            if resume is not None:
+                todo.append((owner, resume))
+        best = heapq.nsmallest(limit, best + found, key=lambda item: item[0])
+        yield
+    return best
 
 
 def listunspent(node: Node, addresses=None, minconf=1, options=None):
@@ -374,8 +396,7 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None):
         in_pool = _int(after.get("confirmations"), "after.confirmations", 0) == 0
     result = []
     if not in_pool:
-        coins = _confirmed(node, owners, start, node.chain.height - max(minconf, 1) + 1, limit)
-        yield
+        coins = yield from _confirmed(node, owners, start, node.chain.height - max(minconf, 1) + 1, limit)
         result = yield from _in_chunks(coins, lambda item: _coin_json(
             node, item[0], item[1], _confirmations(node, item[1].height), owners))
     if minconf == 0 and len(result) < limit:

@@ -57,6 +57,7 @@ From the repository root::
 
     .venv/bin/python scripts/bench_rpc_lag.py              # 40,000 coins
     .venv/bin/python scripts/bench_rpc_lag.py --coins 100000
+    .venv/bin/python scripts/bench_rpc_lag.py --batch 5     # an old node: a call takes seconds
 
 Everything listens on 127.0.0.1 with ports the OS picks; node processes get
 SIGTERM at the end (and from the kernel if this process dies); their data
@@ -165,7 +166,7 @@ def post(port: int, body, token: str | None = None, timeout: float = 600) -> byt
 
 def fill_mempool(node: Node, count: int) -> None:
     """``count`` one-input txs from bob to carol in the mempool (a fan-out to bob first)."""
-    unspent = node.call("listunspent", [encode_address(owner("alice"))], 1, {"limit": 1})[0]
+    unspent = node.call("listunspent", [encode_address(owner("alice"))], 1)[0]  # (a few hundred)
     coin = (OutPoint(bytes.fromhex(unspent["txid"]), unspent["index"]),
             Coin(unspent["amount"], owner("alice"), 0, True))
     each = (unspent["amount"] - FEE) // count
@@ -186,7 +187,7 @@ def fund(node: Node, coins: int) -> list[str]:
     fan_outs = max(1, coins // FAN_OUT)
     node.call("generatetoaddress", 100 + fan_outs, encode_address(owner("alice")), admin=True)
     node.call("generatetoaddress", 1100, encode_address(owner("carol")), admin=True)
-    unspent = node.call("listunspent", [encode_address(owner("alice"))], 1, {"limit": fan_outs})
+    unspent = node.call("listunspent", [encode_address(owner("alice"))], 1)[:fan_outs]
     rng = random.Random(1)
     strangers = [rng.randbytes(20) for _ in range(FAN_OUT)]
     for i, row in enumerate(unspent):
@@ -327,14 +328,15 @@ async def measure(args, directory: Path) -> list[dict]:
         watching = asyncio.get_running_loop().create_task(probes.run())
         while not probes.pings:
             await asyncio.sleep(0.05)
-        pages = batch("listunspent", [None, 1, {"limit": 1000}], 1000)
+        size = args.batch  # 1,000: the most a batch may hold
+        pages = batch("listunspent", [None, 1, {"limit": 1000}], size)
         strangers_tx = regtest.call("listunspent", strangers[:1])[0]["txid"]
         owners = [{"jsonrpc": "2.0", "id": i, "method": "listunspent", "params": [None, 1, {
             "limit": 1000, "after": {"txid": strangers_tx, "index": i % 10 * 1000, "confirmations": 1}}]}
-            for i in range(1000)]
-        addresses = batch("listunspent", [strangers[:500], 1, {"limit": 1000}], 150)
-        unpaged = batch("listunspent", [], 1000)
-        history = batch("getaddresshistory", [encode_address(owner("carol")), {"limit": 1000}], 1000)
+            for i in range(size)]
+        addresses = batch("listunspent", [strangers[:500], 1, {"limit": 1000}], min(size, 150))
+        unpaged = batch("listunspent", [], size)
+        history = batch("getaddresshistory", [encode_address(owner("carol")), {"limit": 1000}], size)
         for name, batches in (("idle", []), ("listunspent pages", [pages]),
                               ("listunspent 1,000 owners", [owners]), ("listunspent 500 addresses", [addresses]),
                               ("listunspent unpaged", [unpaged]),
@@ -344,9 +346,9 @@ async def measure(args, directory: Path) -> list[dict]:
             print(f"  {name}: longest ping {results[-1]['ping_max_ms']} ms", flush=True)
         print(f"filling the mempool with {args.mempool:,} txs ...", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, fill_mempool, regtest, args.mempool)
-        scans = [batch("getaddresshistory", [encode_address(owner("dave")), {"limit": 1000}], 100),
-                 batch("listunspent", [[encode_address(owner("carol"))], 0, {"limit": 1000}], 100),
-                 batch("getrawmempool", [], 20)]
+        scans = [batch("getaddresshistory", [encode_address(owner("dave")), {"limit": 1000}], min(size, 100)),
+                 batch("listunspent", [[encode_address(owner("carol"))], 0, {"limit": 1000}], min(size, 100)),
+                 batch("getrawmempool", [], min(size, 20))]
         results.append(await phase(probes, "mempool scans", regtest.port, scans))
         print(f"  mempool scans: longest ping {results[-1]['ping_max_ms']} ms", flush=True)
         probes._stop = True
@@ -387,6 +389,8 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--coins", type=int, default=40_000, help="coins in the UTXO set besides carol's (40,000)")
     parser.add_argument("--mempool", type=int, default=20_000, help="txs waiting in the mempool (20,000)")
+    parser.add_argument("--batch", type=int, default=1000,
+                        help="calls per batch (1,000; fewer to measure a node that answers slowly)")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
                         help="first wait up to SECONDS for the 1-minute load average to drop below 1")

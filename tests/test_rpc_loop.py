@@ -148,12 +148,14 @@ def walk(port: int, method: str, params: list, limit: int) -> list[list[dict]]:
         options = {"limit": limit, "after": pages[-1][-1]}
 
 
-def test_pages_add_up_to_the_whole_answer(rich):
+def test_pages_add_up_to_the_whole_answer(rich, monkeypatch):
     port, node = rich.port, rich.server.node
     store = node.chain.store
-    # Two mempool payments: one from carol to herself and bob, one from carol to alice.
+    # Mempool payments: carol pays herself and bob and spends that again, and pays alice.
     rich.sync(_pay_carol, rich.server)
-    for minconf, limit in ((1, 1000), (0, 1000), (0, 97), (5, 333)):
+    for minconf, limit, rows in ((1, 1000, rpc.ROW_CHUNK), (0, 1000, rpc.ROW_CHUNK), (0, 97, rpc.ROW_CHUNK),
+                                 (5, 333, rpc.ROW_CHUNK), (0, 1000, 50)):  # 50: reads resume slice after slice
+        monkeypatch.setattr(rpc, "ROW_CHUNK", rows)
         pages = walk(port, "listunspent", [[address("carol"), address("alice")], minconf], limit)
         coins = [c for page in pages for c in page]
         keys = [(c["txid"], c["index"]) for c in coins]
@@ -161,8 +163,9 @@ def test_pages_add_up_to_the_whole_answer(rich):
         confirmed = [k for k, c in zip(keys, coins) if c["confirmations"]]
         assert confirmed == sorted(confirmed)  # (txid, index) order, then the mempool's outputs
         assert keys[len(confirmed):] == sorted(keys[len(confirmed):])
-        assert set(keys) == rich.sync(_expected_coins, node, minconf), (minconf, limit)
+        assert set(keys) == rich.sync(_expected_coins, node, minconf), (minconf, limit, rows)
         assert all(0 < len(p) == limit for p in pages[:-1]) and len(pages[-1]) < limit
+    monkeypatch.undo()
     # The client's helper (the wallet, the devnet and the demos use it) gets every coin too,
     # and the wallet asks for at most 500 addresses at a time.
     url = f"http://127.0.0.1:{port}"
