@@ -180,6 +180,16 @@ class Store:
         rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo")
         return {OutPoint(r[0], r[1]): Coin(r[2], r[3], r[4], bool(r[5])) for r in rows}
 
+    def iter_coins(self, owner: bytes | None, after: OutPoint, max_height: int):
+        """Lazily, the coins (of ``owner``, or all) created at ``max_height`` or
+        below, in (txid, index) order from just after ``after``: one page of
+        ``listunspent`` reads only as many rows as it returns."""
+        where = "owner=? AND " if owner is not None else ""
+        rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo "
+                               f"WHERE {where}(txid, idx) > (?, ?) AND height <= ? ORDER BY txid, idx",
+                               (*([owner] if owner is not None else []), *after, max_height))
+        return ((OutPoint(r[0], r[1]), Coin(r[2], r[3], r[4], bool(r[5]))) for r in rows)
+
     def utxo_stats(self) -> tuple[int, int]:
         """(number of coins, total units): kept in meta, updated with every block."""
         return int(self.get_meta("utxo_count", 0)), int(self.get_meta("utxo_total", 0))
@@ -189,10 +199,13 @@ class Store:
         row = self.db.execute("SELECT height, pos FROM txindex WHERE txid=?", (txid,)).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def history_of(self, owner: bytes) -> list[tuple[bytes, int, int, int]]:
-        """(txid, height, pos, delta) oldest first."""
+    def history_of(self, owner: bytes, after: tuple[int, int] = (-1, -1),
+                   limit: int = -1) -> list[tuple[bytes, int, int, int]]:
+        """(txid, height, pos, delta) oldest first; optionally only the
+        ``limit`` rows after (height, pos) ``after`` (a page)."""
         return self.db.execute("SELECT txid, height, pos, delta FROM history WHERE owner=? "
-                               "ORDER BY height, pos", (owner,)).fetchall()
+                               "AND (height, pos) > (?, ?) ORDER BY height, pos LIMIT ?",
+                               (owner, *after, limit)).fetchall()
 
     # -- moving the tip ---------------------------------------------------------------
     def apply_block(self, block: Block, height: int, connect: bool,

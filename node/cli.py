@@ -38,21 +38,31 @@ def _owner(address: str | None) -> bytes | None:
 @click.option("--automine", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="Regtest: mine a block every SECONDS when the mempool is not empty.")
 @click.option("--miner-address", help="Address that block rewards go to (needed to mine).")
+@click.option("--allow-origin", "origins", multiple=True, metavar="URL",
+              help="A web page origin (http://HOST:PORT) that may call the public RPC and watch "
+                   "/events, e.g. a dashboard on another port (repeatable). The node's own page "
+                   "at / needs none.")
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
-def node(network, datadir, port, bind, peers, mine, automine, miner_address, verbose):
+def node(network, datadir, port, bind, peers, mine, automine, miner_address, origins, verbose):
     """Run a node until Ctrl-C (or SIGTERM, or the `stop` RPC)."""
+    from .http_guard import normalize_origin
     from .messages import is_addr
     from .server import NodeServer
     for peer in peers:
         if not is_addr(peer):
             raise click.BadParameter(f"{peer!r} is not HOST:PORT", param_hint="--peer")
+    for origin in origins:
+        try:
+            normalize_origin(origin)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--allow-origin") from None
     owner = _owner(miner_address)
     if (mine or automine) and owner is None:
         raise click.UsageError("--mine and --automine need --miner-address")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     server = NodeServer(NETWORKS[network], Path(datadir), bind, port, list(peers), mine,
-                        automine, owner)
+                        automine, owner, allowed_origins=list(origins))
     try:
         asyncio.run(server.run_until_stopped())
     except OSError as error:

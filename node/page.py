@@ -14,15 +14,14 @@ by:
 * ``toychain devnet up``, on its own port, for the whole network, with the
   panel that sends payments and runs demos (``toychain/dashboard_server.py``).
 
-The devnet's page calls the nodes on other ports, so a node answers CORS for
-``/rpc`` to loopback origins (``allow_loopback_cors``); never for a request
+The devnet's page calls the nodes on other ports, so each devnet node is
+started with ``--allow-origin`` naming the page's origin, and answers CORS
+for ``/rpc`` to that origin only (``http_guard.py``); never for a request
 that carries a token: admin methods stay out of reach of any page.
 """
 
-import contextlib
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -34,7 +33,6 @@ ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 # The page runs only its own script and style; it may call nodes on any port.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self' http: ws:; frame-ancestors 'none'")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @cache
@@ -75,38 +73,3 @@ def single_node_config(listen: str, request: web.Request) -> dict:
     """A node's own view: just itself, no sending, no demos."""
     return {"title": f"Toychain node {listen}", "accounts": list(demo_accounts()), "try_it": False,
             "demos": [], "nodes": [{"name": "this node", "url": f"http://{request.host}"}]}
-
-
-# -- CORS for a node's /rpc ------------------------------------------------------------------------
-
-def _loopback_origin(request: web.Request) -> str | None:
-    origin = request.headers.get("Origin", "")
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(origin)
-        if parts.scheme == "http" and parts.hostname in LOOPBACK and parts.port is not None:
-            return origin
-    return None
-
-
-def allow_loopback_cors(app: web.Application, path: str = "/rpc") -> None:
-    """Let pages on loopback origins (the devnet dashboard) call ``path``
-    without a token. A preflight never allows the Authorization header, so a
-    page can only reach methods that need no cookie."""
-    async def preflight(request: web.Request) -> web.Response:
-        origin = _loopback_origin(request)
-        if origin is None:
-            return web.Response(status=403)
-        return web.Response(status=204, headers={
-            "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600",
-            "Vary": "Origin"})
-
-    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        origin = _loopback_origin(request)
-        if (request.path == path and request.method == "POST" and origin is not None
-                and "Authorization" not in request.headers and response.status != 401):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-
-    app.router.add_route("OPTIONS", path, preflight)
-    app.on_response_prepare.append(on_prepare)

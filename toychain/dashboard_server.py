@@ -18,8 +18,8 @@ and adds two things a node never does:
 
 Both answer only requests from the page's own origin on a loopback host,
 so no other web page open in the browser can send or run anything. The
-page on this port calls the nodes on theirs, which they allow for loopback
-origins (``node/page.py``, ``allow_loopback_cors``).
+page on this port calls the nodes on theirs, which allow its origin because
+``devnet up`` starts them with ``--allow-origin`` (``node/http_guard.py``).
 """
 
 import asyncio
@@ -36,9 +36,10 @@ from chain.amounts import format_toy, parse_toy
 from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.params import NETWORKS
 from chain.tx import Tx
-from client.rpc import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call, rpc_pages
 from demos.catalog import ORDER, unavailable
-from node.page import LOOPBACK, add_page_routes, demo_accounts
+from node.http_guard import LOOPBACK_NAMES
+from node.page import add_page_routes, demo_accounts
 from wallet.builder import InsufficientFunds, build_overspend, build_payment
 from wallet.client import spendable
 from wallet.keystore import Keystore
@@ -71,7 +72,7 @@ def build_send(url: str, sender: str, to_owner: bytes, amount: int) -> tuple[Tx,
     magic = NETWORKS[rpc_call(url, "getblockchaininfo")["network"]].magic
     store = Keystore()
     key = store.import_demo(sender)
-    usable, immature = spendable(rpc_call(url, "listunspent", [[key.address], 0]))
+    usable, immature = spendable(rpc_pages(url, "listunspent", [[key.address], 0]))
     try:
         payment = build_payment(store, usable, to_owner, amount, FEE_RATE, key.owner, magic, immature)
         return payment.tx, False
@@ -123,7 +124,7 @@ def _same_origin(request: web.Request) -> bool:
     no Origin, or this very origin (no other site's page)."""
     host = urlsplit(f"http://{request.host}").hostname
     origin = request.headers.get("Origin")
-    return host in LOOPBACK and origin in (None, f"http://{request.host}")
+    return host in LOOPBACK_NAMES and origin in (None, f"http://{request.host}")
 
 
 # -- the devnet's dashboard server -------------------------------------------------------------------
@@ -145,6 +146,11 @@ class DashboardServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def origins(self) -> list[str]:
+        """The page's origins as a browser sends them, for the nodes' ``--allow-origin``."""
+        return [f"http://{host}:{self.port}" for host in (self.host, "localhost")]
 
     def start(self) -> str:
         """Start serving; raises OSError when the port is taken."""

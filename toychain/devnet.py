@@ -12,7 +12,8 @@ look. Every demo account also gets a wallet file ``DIR/wallets/NAME.json``
 
 ``up`` also serves the live dashboard (``dashboard_server.py``) on the
 port of node 1 + 100 and prints its URL with the node table; it opens no
-browser.
+browser. The dashboard starts first, so that every node can be told its
+origin (``--allow-origin``): a node runs RPC calls from no other web page.
 
 Ctrl-C (or SIGTERM) stops every child with SIGTERM, which each node handles
 as a clean shutdown; a child that does not stop in 15 s is killed.
@@ -34,7 +35,7 @@ from chain.address import encode_address
 from chain.amounts import format_toy
 from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.params import DEVNET
-from client.rpc import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call, rpc_pages
 from display.output import console as make_console, json_option, table, wants_json
 from wallet import keystore as ks
 
@@ -80,19 +81,21 @@ def _url(node: dict) -> str:
     return f"http://127.0.0.1:{node['port']}"
 
 
-def _start(node: dict, others: list[dict]) -> subprocess.Popen:
+def _start(node: dict, others: list[dict], origins: list[str]) -> subprocess.Popen:
     Path(node["datadir"]).mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "node", "--network", "devnet",
                "--datadir", node["datadir"], "--port", str(node["port"]), "--mine",
                "--miner-address", demo_address(node["miner"])]
     for other in others:
         command += ["--peer", f"127.0.0.1:{other['port']}"]
+    for origin in origins:  # the dashboard's page, on its own port, calls every node
+        command += ["--allow-origin", origin]
     log = open(Path(node["datadir"]) / "node.log", "ab")
     return subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
 
 def _balances(url: str) -> dict[str, dict]:
-    rows = rpc_call(url, "listunspent", [[demo_address(n) for n in DEMO_ACCOUNTS], 0])
+    rows = rpc_pages(url, "listunspent", [[demo_address(n) for n in DEMO_ACCOUNTS], 0])
     totals = {n: {"spendable": 0, "immature": 0, "pending": 0} for n in DEMO_ACCOUNTS}
     by_address = {demo_address(n): n for n in DEMO_ACCOUNTS}
     for row in rows:
@@ -199,10 +202,7 @@ def up(count, directory, first_port, dashboard_port, no_dashboard):
     dashboard = None
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for i, node in enumerate(nodes):
-            children.append(_start(node, nodes[:i]))
-        _wait_ready(nodes, children)
-        if not no_dashboard:
+        if not no_dashboard:  # first: its port is the origin the nodes must allow
             port = nodes[0]["port"] + DASHBOARD_OFFSET if dashboard_port is None else dashboard_port
             watched = [{"name": n["name"], "url": _url(n), "miner": n["miner"]} for n in nodes]
             dashboard = DashboardServer(watched, port=port)
@@ -212,6 +212,10 @@ def up(count, directory, first_port, dashboard_port, no_dashboard):
                 console.print(f"[yellow]No dashboard: cannot listen on port {port} ({error.strerror}); "
                               f"choose another with --dashboard-port[/yellow]", soft_wrap=True)
                 dashboard = None
+        origins = dashboard.origins if dashboard is not None else []
+        for i, node in enumerate(nodes):
+            children.append(_start(node, nodes[:i], origins))
+        _wait_ready(nodes, children)
         for grid in _tables(nodes):
             console.print(grid)
         console.print(f"Demo wallet files: {directory}/wallets/NAME.json, password {DEMO_PASSWORD!r}",
