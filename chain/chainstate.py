@@ -246,9 +246,6 @@ class ChainState:
     def get_coin(self, outpoint):
         return self.store.get_coin(outpoint)
 
-    def any_unspent(self, txid: bytes, count: int) -> bool:
-        return self.store.any_unspent(txid, count)
-
     def find_tx(self, txid: bytes):
         """(tx, entry) for a tx on the active chain, or None."""
         location = self.store.tx_location(txid)
@@ -324,7 +321,7 @@ class ChainState:
         if entry is None:
             check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
             try:
-                check_header(header, self.net)
+                check_header(header)
             except RuleError as error:
                 self._reject(header.hash, error)
                 raise
@@ -402,7 +399,7 @@ class ChainState:
         except RuleError as error:
             return BlockOutcome("invalid", error)  # no work shown: nothing worth remembering
         try:
-            check_block(block, self.net)
+            check_block(block)
         except RuleError as error:
             self._reject(hash_, error)
             return BlockOutcome("invalid", error)

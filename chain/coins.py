@@ -5,11 +5,13 @@ transaction that made it (coinbase outputs must mature before spending).
 The UTXO set is the set of all coins: a balance is just the sum of the coins
 an owner can unlock, which is why it can never be negative.
 
-Rules read coins through a *view*: anything with ``get_coin(outpoint)`` and
-``any_unspent(txid, count)``. ``CoinCache`` layers the changes of a block
-being connected (or disconnected) over a base view, so rules see earlier
-transactions of the same block, and nothing reaches the base until the whole
-block passed; ``changes()`` is then the exact diff to write.
+Rules read coins through a *view*: anything with ``get_coin(outpoint)`` (the
+chain's ``Store``, the mempool's view of the next block). ``CoinCache`` layers
+the changes of a block being connected (or disconnected) over a base view, so
+rules see earlier transactions of the same block, and nothing reaches the base
+until the whole block passed; ``changes()`` is then the exact diff to write.
+Its base must also answer ``any_unspent(txid, count)`` (the BIP30 check of
+``connect_block``) in one lookup: the ``Store``, or ``EmptyView`` for genesis.
 """
 
 from typing import NamedTuple, Protocol
@@ -32,6 +34,11 @@ class Coin(NamedTuple):
 class CoinView(Protocol):
     def get_coin(self, outpoint: OutPoint) -> Coin | None: ...
 
+
+class BaseView(CoinView, Protocol):
+    """What a ``CoinCache`` layers over: a view that also says whether any
+    of the first ``count`` outputs of ``txid`` is unspent."""
+
     def any_unspent(self, txid: bytes, count: int) -> bool: ...
 
 
@@ -48,7 +55,7 @@ class EmptyView:
 class CoinCache:
     """Pending changes over a base view: ``None`` marks a coin spent here."""
 
-    def __init__(self, base: CoinView):
+    def __init__(self, base: BaseView):
         self.base = base
         self._changed: dict[OutPoint, Coin | None] = {}
         self._read: dict[OutPoint, Coin | None] = {}  # base lookups, each done once
