@@ -66,16 +66,15 @@ from dataclasses import dataclass, field
 from .block import Block, Header
 from .block_rules import (check_block, check_block_context, check_header, check_header_context,
                           check_proof_of_work, connect_block, required_bits, verify_serial)
-from .coins import CoinCache, EmptyView, decode_undo, encode_undo
+from .coins import CoinCache, EmptyView, decode_undo, disconnect_changes, encode_undo
 from .errors import ORPHAN, REMEMBER, RuleError
 from .orphans import OrphanPool
 from .params import NETWORKS, Network
-from .pow import block_work, median_time_past
+from .pow import MTP_SPAN, block_work, median_time_past
 from .storage import Store
 
 HAVE_DATA = 1
 FAILED = 2
-MAX_LOCATOR = 101
 # Forgetting an invalid hash only costs checking that header again (its
 # context-free checks, or its parent's status): 10,000 hashes take ~1 MB.
 MAX_INVALID_HASHES = 10_000
@@ -125,9 +124,6 @@ class BlockEntry:
         while entry.height > height:
             entry = entry.parent
         return entry
-
-    def __repr__(self) -> str:
-        return f"BlockEntry({self.hash.hex()[:16]}..., height {self.height})"
 
 
 @dataclass
@@ -256,7 +252,7 @@ class ChainState:
 
     def median_time_past(self, entry: BlockEntry) -> int:
         times = []
-        while entry is not None and len(times) < 11:
+        while entry is not None and len(times) < MTP_SPAN:
             times.append(entry.header.time)
             entry = entry.parent
         return median_time_past(times)
@@ -278,9 +274,12 @@ class ChainState:
         return self.invalid.get(hash_)
 
     def locator(self) -> list[bytes]:
-        """Hashes of the active chain: the last 10, then exponentially sparser, then genesis."""
+        """Hashes of the active chain: the last 10, then exponentially sparser, then
+        genesis (Core's LocatorEntries). The doubling steps bound the length: at
+        most 11 + log2(height) hashes, 42 at height 2^31, far below the 101 a
+        getheaders message may carry (node/messages.py)."""
         hashes, step, height = [], 1, self.height
-        while height > 0 and len(hashes) < MAX_LOCATOR - 1:
+        while height > 0:
             hashes.append(self.active[height].hash)
             if len(hashes) >= 10:
                 step *= 2
@@ -297,8 +296,9 @@ class ChainState:
         return self.active[0]
 
     def headers_after(self, locator: list[bytes], stop: bytes | None,
-                      limit: int = 2000) -> list[Header]:
-        """Active-chain headers after the fork point of ``locator``, up to ``stop``."""
+                      limit: int) -> list[Header]:
+        """Active-chain headers after the fork point of ``locator``, up to ``stop``
+        and at most ``limit`` of them (a headers message carries 2,000)."""
         start = self.find_fork(locator).height + 1
         headers = []
         for entry in self.active[start:start + limit]:
@@ -317,15 +317,13 @@ class ChainState:
         reason = self.invalid_reason(header.hash)
         if reason is not None:
             raise RuleError(reason, f"block {header.hash.hex()} is known to be invalid")
-        entry = self.index.get(header.hash)
-        if entry is None:
-            check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
-            try:
-                check_header(header)
-            except RuleError as error:
-                self._reject(header.hash, error)
-                raise
-            entry = self._accept_header_context(header)
+        check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
+        try:
+            check_header(header)
+        except RuleError as error:
+            self._reject(header.hash, error)
+            raise
+        entry = self._accept_header_context(header)
         self._forget_side_entries()
         return entry
 
@@ -513,8 +511,9 @@ class ChainState:
             heapq.heapify(self._evictable)
 
     def _unlink(self, entry: BlockEntry) -> None:
-        """``entry`` no longer waits for its parent's chain to complete."""
-        waiting = self._unlinked.get(entry.parent.hash) if entry.parent else None
+        """``entry`` no longer waits for its parent's chain to complete. Never
+        called for genesis (it never fails and is never forgotten)."""
+        waiting = self._unlinked.get(entry.parent.hash)
         if waiting is not None and entry in waiting:
             del waiting[entry]
             if not waiting:
@@ -598,14 +597,8 @@ class ChainState:
         entry = self.tip
         block = self.get_block(entry.hash)
         spent = decode_undo(self.store.get_undo(entry.hash))
-        view = CoinCache(self.store)
-        cursor = len(spent)
-        for tx in reversed(block.txs):
-            view.remove_outputs(tx)
-            for outpoint, coin in spent[cursor - len(tx.inputs):cursor]:
-                view.restore(outpoint, coin)
-            cursor -= len(tx.inputs)
-        self.store.apply_block(block, entry.height, False, view.changes(), spent, None)
+        changes = disconnect_changes(block.txs, spent)
+        self.store.apply_block(block, entry.height, False, changes, spent, None)
         self.active.pop()
         self._make_side(entry)
         return block

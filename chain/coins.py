@@ -7,11 +7,13 @@ an owner can unlock, which is why it can never be negative.
 
 Rules read coins through a *view*: anything with ``get_coin(outpoint)`` (the
 chain's ``Store``, the mempool's view of the next block). ``CoinCache`` layers
-the changes of a block being connected (or disconnected) over a base view, so
-rules see earlier transactions of the same block, and nothing reaches the base
-until the whole block passed; ``changes()`` is then the exact diff to write.
-Its base must also answer ``any_unspent(txid, count)`` (the BIP30 check of
+the changes of a block being connected over a base view, so rules see earlier
+transactions of the same block, and nothing reaches the base until the whole
+block passed; ``changes()`` is then the exact diff to write. Its base must
+also answer ``any_unspent(txid, count)`` (the BIP30 check of
 ``connect_block``) in one lookup: the ``Store``, or ``EmptyView`` for genesis.
+Disconnecting a block reads no coins: ``disconnect_changes`` makes its diff
+from the block and its undo data.
 """
 
 from typing import NamedTuple, Protocol
@@ -90,18 +92,27 @@ class CoinCache:
         for index, out in enumerate(tx.outputs):
             self._changed[OutPoint(txid, index)] = Coin(out.amount, out.owner, height, coinbase)
 
-    def restore(self, outpoint: OutPoint, coin: Coin) -> None:
-        self._changed[outpoint] = coin
-
-    def remove_outputs(self, tx: Tx) -> None:
-        for index in range(len(tx.outputs)):
-            self._changed[OutPoint(tx.txid, index)] = None
-
     def changes(self) -> dict[OutPoint, Coin | None]:
         return dict(self._changed)
 
 
 # -- undo data: the coins a block spent, in spending order ---------------------
+
+def disconnect_changes(txs: list[Tx],
+                       spent: list[tuple[OutPoint, Coin]]) -> dict[OutPoint, Coin | None]:
+    """The coin changes that undo a block of ``txs`` whose connect spent ``spent``
+    (its undo data): last tx first, its outputs removed and the coins it spent
+    restored, so an output made and spent inside the block ends up absent."""
+    changes: dict[OutPoint, Coin | None] = {}
+    cursor = len(spent)
+    for tx in reversed(txs):
+        for index in range(len(tx.outputs)):
+            changes[OutPoint(tx.txid, index)] = None
+        for outpoint, coin in spent[cursor - len(tx.inputs):cursor]:
+            changes[outpoint] = coin
+        cursor -= len(tx.inputs)
+    return changes
+
 
 def encode_undo(spent: list[tuple[OutPoint, Coin]]) -> bytes:
     parts = [varint(len(spent))]

@@ -52,9 +52,6 @@ class OrphanPool:
     def __iter__(self):
         return iter(self._orphans)
 
-    def bytes_of(self, source: str) -> int:
-        return self._bytes_of.get(source, 0)
-
     def add(self, block: Block, source: str, requested: bool) -> None:
         """Keep ``block``, then evict fairly while a bound is passed."""
         if block.hash in self._orphans:
@@ -72,9 +69,7 @@ class OrphanPool:
         return [self._orphans[h] for h in self._by_parent.get(parent_hash, ())]
 
     def remove(self, hash_: bytes) -> None:
-        orphan = self._orphans.pop(hash_, None)
-        if orphan is None:
-            return
+        orphan = self._orphans.pop(hash_)
         parent = orphan.block.header.prev_hash
         del self._by_parent[parent][hash_]
         if not self._by_parent[parent]:

@@ -384,6 +384,8 @@ def test_headers_path_runs_the_header_rules(h):
                          (h.block(time=h.chain.median_time_past(h.tip)).header, "time-too-old")]:
         refused_header(h, header, code)
         assert h.chain.invalid_reason(header.hash) == code
+        again = refused_header(h, header, code)  # remembered: refused before any check
+        assert again.message == f"block {header.hash.hex()} is known to be invalid"
     entry = h.chain.accept_header(h.block().header)
     assert entry.height == 11 and h.chain.height == 10
 

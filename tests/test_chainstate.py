@@ -18,6 +18,7 @@ from chain.params import MAX_FUTURE_SECONDS, REGTEST
 from chain.pow import compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
+from node.messages import MAX_HEADERS
 
 from .helpers import NOW, FailingDB, Harness, InjectedFault, owner, spend
 
@@ -353,7 +354,9 @@ def test_equal_work_goes_to_the_chain_whose_data_was_complete_first(tmp_path):
     assert chain.tip.hash == b2.hash
     index = chain.index
     assert index[a2.hash].chainwork == index[b2.hash].chainwork
-    assert index[b1.hash].seq < index[b2.hash].seq < index[a1.hash].seq < index[a2.hash].seq
+    # Numbered in turn as each chain completes: genesis 1, the first two blocks 2
+    # and 3, b1 4, b2 5, then a1 and a2 together, parent first.
+    assert [index[b.hash].seq for b in (b1, b2, a1, a2)] == [4, 5, 6, 7]
     seqs = {hash_: entry.seq for hash_, entry in index.items()}
     chain.close()
 
@@ -364,7 +367,7 @@ def test_equal_work_goes_to_the_chain_whose_data_was_complete_first(tmp_path):
         h.chain = reopened
         later = h.block(parent=reopened.index[b1.hash], reward_to="carol")  # ties b2, complete last
         assert reopened.process_block(later).status == "side"
-        assert reopened.index[later.hash].seq > max(seqs.values())
+        assert reopened.index[later.hash].seq == max(seqs.values()) + 1 == 8
         assert reopened.tip.hash == b2.hash
     finally:
         reopened.close()
@@ -974,23 +977,23 @@ def test_locator_find_fork_and_headers_after():
     assert peer.chain.entry_at(11).hash != chain.entry_at(11).hash
     fork = chain.find_fork(peer.chain.locator())
     assert fork is chain.entry_at(10)
-    headers = chain.headers_after(peer.chain.locator(), None)
+    headers = chain.headers_after(peer.chain.locator(), None, MAX_HEADERS)
     assert [x.hash for x in headers] == [chain.entry_at(k).hash for k in range(11, 26)]
     stop = chain.entry_at(13).hash
-    assert [x.hash for x in chain.headers_after(peer.chain.locator(), stop)] == [
+    assert [x.hash for x in chain.headers_after(peer.chain.locator(), stop, MAX_HEADERS)] == [
         chain.entry_at(k).hash for k in (11, 12, 13)]
     assert [x.hash for x in chain.headers_after(peer.chain.locator(), None, limit=3)] == [
         chain.entry_at(k).hash for k in (11, 12, 13)]
     assert chain.find_fork([bytes(32), b"\x01" * 32]) is chain.entry_at(0)
-    assert len(chain.headers_after([b"\x01" * 32], None)) == 25
+    assert len(chain.headers_after([b"\x01" * 32], None, MAX_HEADERS)) == 25
     assert chain.find_fork(locator) is chain.tip
-    assert chain.headers_after(locator, None) == []
+    assert chain.headers_after(locator, None, MAX_HEADERS) == []
     # A side-branch hash is not "on our chain": skipped in favour of the next.
     side = h.block(parent=chain.entry_at(20), reward_to="dave")
     assert chain.process_block(side).status == "side"
     assert chain.find_fork([side.hash, chain.entry_at(7).hash]) is chain.entry_at(7)
     # Headers after a fork point are the ones that link to it.
-    headers = chain.headers_after([chain.entry_at(7).hash], None)
+    headers = chain.headers_after([chain.entry_at(7).hash], None, MAX_HEADERS)
     assert headers[0].prev_hash == chain.entry_at(7).hash
     assert all(b.prev_hash == a.hash for a, b in zip(headers, headers[1:]))
 
