@@ -363,27 +363,33 @@ class ChainState:
         orphan pool can evict fairly."""
         # First finish a reorg that a failed write cut short, if any (cheap otherwise).
         connected, disconnected, _ = self._activate_best_chain()
-        outcome = self._process_one(block, requested, source)
+        outcome = self._process_one(block, requested)
         outcome.connected[:0], outcome.disconnected[:0] = connected, disconnected
-        entry = self.index.get(block.hash)
-        stored = entry is not None and entry.status & HAVE_DATA and not entry.failed
-        # Orphans waiting for this block (and for their own children) can now go.
-        ready = [block.hash] if stored else []
+        if outcome.status == "orphan":
+            self.orphans.add(block, source, requested)
+        # Orphans waiting for a stored block (this one, then each orphan stored
+        # in turn) are processed as they came, whatever became of the first.
+        ready = [block.hash]
         while ready:
             parent_hash = ready.pop()
+            if not self._has_valid_body(parent_hash):
+                continue
             for orphan in self.orphans.children(parent_hash):
-                result = self._process_one(orphan.block, orphan.requested, orphan.source)
+                result = self._process_one(orphan.block, orphan.requested)
                 self.orphans.remove(orphan.block.hash)
                 outcome.connected += result.connected
                 outcome.disconnected += result.disconnected
-                if result.status in ("connected", "side"):
-                    ready.append(orphan.block.hash)
-        if outcome.status in ("connected", "side") and entry is not None:
-            outcome.status = "connected" if self.is_active(entry) else "side"
+                ready.append(orphan.block.hash)
+        if outcome.status == "side" and self.is_active(self.index[block.hash]):
+            outcome.status = "connected"  # its orphans made its branch the best
         self._forget_side_entries()
         return outcome
 
-    def _process_one(self, block: Block, requested: bool, source: str) -> BlockOutcome:
+    def _has_valid_body(self, hash_: bytes) -> bool:
+        entry = self.index.get(hash_)
+        return entry is not None and bool(entry.status & HAVE_DATA) and not entry.failed
+
+    def _process_one(self, block: Block, requested: bool) -> BlockOutcome:
         hash_ = block.hash
         reason = self.invalid_reason(hash_)
         if reason is not None:
@@ -405,7 +411,6 @@ class ChainState:
             entry = self._accept_header_context(block.header)
         except RuleError as error:
             if error.fault.block & ORPHAN:
-                self.orphans.add(block, source, requested)
                 return BlockOutcome("orphan", error)
             return BlockOutcome("invalid", error)
         if not requested and entry.chainwork < self.tip.chainwork:
@@ -417,7 +422,8 @@ class ChainState:
             return BlockOutcome("invalid", error)
         self._store_body(entry, block)
         connected, disconnected, failures = self._activate_best_chain()
-        outcome = BlockOutcome("connected", None, connected, disconnected)
+        outcome = BlockOutcome("connected" if self.is_active(entry) else "side", None,
+                               connected, disconnected)
         if hash_ in failures:
             outcome.status, outcome.error = "invalid", failures[hash_]
         elif entry.failed:

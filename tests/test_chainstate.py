@@ -708,6 +708,52 @@ def test_orphans_completing_a_better_branch_cause_a_reorg():
     assert_consistent(h.chain)
 
 
+def test_a_parent_that_reorgs_then_its_orphan_report_every_block_moved():
+    """b2 makes b's branch the best (a1 disconnected, b1 and b2 connected),
+    then the orphan b3 waiting for it extends it: the outcome lists all."""
+    h, source = Harness(), Harness()
+    h.mine_empty(3)
+    source.mine_empty(3)
+    a1 = h.mine_empty(1)[0]
+    b = source.mine_empty(3, reward_to="bob")
+    assert h.chain.process_block(b[0]).status == "side"
+    assert h.chain.process_block(b[2]).status == "orphan"
+    out = h.chain.process_block(b[1])
+    assert (out.status, out.disconnected, out.connected) == ("connected", [a1], b)
+    assert h.tip.hash == b[2].hash and not h.chain.orphans
+
+
+def test_orphans_wait_for_their_parents_valid_body():
+    """An orphan is processed once its parent's body is stored. A parent that
+    only left its header (unrequested, less work) or was found invalid
+    releases nothing: its orphans stay in the pool (as in Core)."""
+    h, source = Harness(), Harness()
+    h.mine_empty(1)
+    source.mine_empty(1)
+    h.mine_empty(3)
+    weak = source.mine_empty(2, reward_to="bob")  # heights 2, 3: less work than our 4
+    assert h.chain.process_block(weak[1]).status == "orphan"
+    assert h.chain.process_block(weak[0], requested=False).status == "unrequested"
+    assert weak[1].hash in h.chain.orphans  # the header alone released nothing
+    out = h.chain.process_block(weak[0])  # asked for now: stored, its orphan goes
+    assert (out.status, out.connected) == ("side", [])
+    assert weak[1].hash not in h.chain.orphans
+    assert h.chain.index[weak[1].hash].status & HAVE_DATA
+
+    nothing = (OutPoint(bytes(32), 0), Coin(COIN, owner("alice"), 0, False))
+    bad = source.block([spend([nothing], "alice", [("bob", COIN)])])  # stored, fails to connect
+    child = source.block(parent=source.chain.accept_header(bad.header), reward_to="mallory")
+    h = Harness()
+    h.mine_empty(1)
+    for block in weak:
+        assert h.chain.process_block(block).status == "connected"
+    assert h.chain.process_block(child).status == "orphan"
+    out = h.chain.process_block(bad)
+    assert out.status == "invalid" and out.error.code == "bad-txns-inputs-missingorspent"
+    assert h.chain.index[bad.hash].status == HAVE_DATA | FAILED
+    assert child.hash in h.chain.orphans and child.hash not in h.chain.index
+
+
 def test_orphan_pool_is_bounded_and_evicts_oldest_first():
     source = Harness()
     parent = source.block()
