@@ -178,7 +178,9 @@ class ChainState:
             entry = BlockEntry(header, height, parent, status, seq, reason)
             entry.chain_complete = bool(status & HAVE_DATA) and not entry.failed and (
                 entry.parent is None or entry.parent.chain_complete)
-            self._add_entry(entry, side=entry.hash not in on_active)
+            self._add_entry(entry)
+            if entry.hash not in on_active:
+                self._make_side(entry)
             self._seq = max(self._seq, seq)
             if entry.chain_complete:
                 self._candidates.add(entry)
@@ -189,8 +191,10 @@ class ChainState:
         self._activate_best_chain()  # resumes an interrupted reorg, if any
 
     def _check_network(self) -> None:
-        """Refuse a file made for another network (or another genesis)."""
-        genesis = self.store.get_meta("genesis") or self.store.genesis_hash()
+        """Refuse a file made for another network (or another genesis). The
+        genesis is the index's height-0 row; the network's name is in meta
+        (files from before it was kept there are named by their genesis)."""
+        genesis = self.store.genesis_hash()
         if genesis is None:
             return
         name = self.store.get_meta("network") or next(
@@ -205,12 +209,12 @@ class ChainState:
     def _init_genesis(self) -> None:
         genesis = self.net.genesis
         view = CoinCache(EmptyView())
-        spent, _ = connect_block(genesis, 0, view, self.net, self.verifier)
+        spent, _ = connect_block(genesis, 0, view, self.net)  # a coinbase alone: no signatures
         self.store.create(self.net.name, genesis, view.changes(), spent, encode_undo(spent),
                           HAVE_DATA, 1)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
         entry.chain_complete = True
-        self._add_entry(entry, side=False)
+        self._add_entry(entry)
         self._candidates.add(entry)
         self._seq = 1
         self.active = [entry]
@@ -270,7 +274,7 @@ class ChainState:
         """The reject code of a block known to be invalid, else None."""
         entry = self.index.get(hash_)
         if entry is not None:
-            return (entry.reason or "bad-prevblk") if entry.failed else None
+            return entry.reason if entry.failed else None
         return self.invalid.get(hash_)
 
     def locator(self) -> list[bytes]:
@@ -348,6 +352,7 @@ class ChainState:
         entry = BlockEntry(header, parent.height + 1, parent)
         self.store.put_index_entry(entry.hash, header.raw, entry.height)
         self._add_entry(entry)
+        self._make_side(entry)  # new entries are off the active chain until connected
         return entry
 
     # -- blocks ----------------------------------------------------------------------
@@ -500,13 +505,11 @@ class ChainState:
             self._unlink(failed)
 
     # -- the index, and what it may hold -----------------------------------------------
-    def _add_entry(self, entry: BlockEntry, side: bool = True) -> None:
+    def _add_entry(self, entry: BlockEntry) -> None:
         """Put an entry whose row is written into the index and its parent's children."""
         self.index[entry.hash] = entry
         if entry.parent is not None:
             entry.parent.children[entry] = None
-        if side:
-            self._make_side(entry)
 
     def _make_side(self, entry: BlockEntry) -> None:
         self._side.add(entry)
@@ -559,9 +562,10 @@ class ChainState:
         return max(self._candidates, key=lambda e: (e.chainwork, -e.seq))
 
     def _prune_candidates(self) -> None:
-        tip = self.tip
-        self._candidates = {e for e in self._candidates
-                            if e is tip or (e.chainwork >= tip.chainwork and not e.failed)}
+        """Drop candidates with less work than the tip (the tip stays): they
+        can never be the best again. (Failed entries left when marked.)"""
+        work = self.tip.chainwork
+        self._candidates = {e for e in self._candidates if e.chainwork >= work}
 
     def _activate_best_chain(self):
         """Reorganise to the best valid candidate. Returns (connected blocks,

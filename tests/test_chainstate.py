@@ -15,7 +15,7 @@ from chain.orphans import MAX_ORPHAN_BLOCKS
 from chain.coins import Coin
 from chain.errors import RuleError
 from chain.params import MAX_FUTURE_SECONDS, REGTEST
-from chain.pow import compact_to_target, hash_meets_target
+from chain.pow import block_work, compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 from node.messages import MAX_HEADERS
@@ -176,8 +176,8 @@ def test_linear_growth_heights_tip_and_supply():
         assert chain.store.tx_location(block.txs[0].txid) == (height, 0)
         assert chain.find_tx(block.txs[0].txid) == (block.txs[0], chain.entry_at(height))
     assert chain.entry_at(13) is None and chain.entry_at(-1) is None
-    works = [e.chainwork for e in chain.active]
-    assert all(a < b for a, b in zip(works, works[1:]))
+    work = block_work(REGTEST.pow_limit_bits)  # each block's, genesis too (Core's nChainWork)
+    assert [e.chainwork for e in chain.active] == [work * (k + 1) for k in range(13)]
 
     supply = sum(out.amount for b in all_blocks for out in b.txs[0].outputs)
     assert supply == 13 * SUBSIDY
@@ -557,6 +557,8 @@ def test_outcome_of_block_whose_ancestor_fails_during_its_own_activation(mature)
     assert chain.invalid_reason(b3.hash) == "bad-prevblk"
     assert out.status == "invalid"
     assert out.error is not None and out.error.code == "bad-prevblk"
+    assert out.error.message == (f"block {b3.hash.hex()} builds on a block that was found "
+                                 f"invalid while connecting its branch")
 
 
 def test_rule_failure_is_cached_but_mutation_is_not(mature):

@@ -3,7 +3,7 @@
 Each scenario runs one operation of the chain state (accepting a header,
 storing and connecting a block, a reorg, finding a block invalid, with
 bodies waiting on it too, a body completing a chain, forgetting side
-entries, a waiting body among them, creating the file) once without a
+entries, a waiting body or a candidate among them, creating the file) once without a
 failure, its memory then equal to a fresh reopen, and again while every
 SQL statement it writes fails in turn, with the error a full disk or
 a locked database raises (``sqlite3.OperationalError``). After each failure:
@@ -192,16 +192,28 @@ def forgetting_a_waiting_body(h: Harness):
     return lambda: chain.process_block(c2)
 
 
+def forgetting_a_candidate(h: Harness):
+    """With room for one side entry: the header of a block after our tip,
+    then a stored sibling of the tip (as much work: a candidate). The
+    sibling is the side leaf with the least work: it is forgotten, as a
+    candidate too."""
+    chain = h.chain
+    h.mine_empty(2)
+    chain.accept_header(h.block(reward_to="bob").header)
+    sibling = h.block(parent=chain.entry_at(1), reward_to="carol")
+    return lambda: chain.process_block(sibling)
+
+
 SCENARIOS = [new_header, new_block_with_txs, reorg, invalid_block_found_in_a_reorg,
              invalid_in_context, body_completing_a_chain, bodies_waiting_on_an_invalid_block,
-             forgetting_side_entries, forgetting_a_waiting_body]
-ROOM_FOR_TWO_SIDE_ENTRIES = (forgetting_side_entries, forgetting_a_waiting_body)
+             forgetting_side_entries, forgetting_a_waiting_body, forgetting_a_candidate]
+ROOM_FOR = {forgetting_side_entries: 2, forgetting_a_waiting_body: 2, forgetting_a_candidate: 1}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_a_failed_write_leaves_memory_equal_to_the_file(tmp_path, monkeypatch, scenario):
-    if scenario in ROOM_FOR_TWO_SIDE_ENTRIES:
-        monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", 2)
+    if scenario in ROOM_FOR:  # side entries
+        monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", ROOM_FOR[scenario])
     reference = Harness(store=Store(tmp_path / "reference.sqlite"))
     act = scenario(reference)
     counter = StatementFaults(reference.chain.store)

@@ -220,6 +220,8 @@ def test_side_entries_are_bounded_and_a_cheap_flood_loses_to_more_work(tmp_path,
     assert kept == [b.hash for b in siblings[:10]]  # the oldest siblings stay
     assert bad.hash not in chain.index and chain.invalid_reason(bad.hash) == "bad-cb-height"
     assert stale.hash not in chain.index and chain.store.get_block_raw(stale.hash) is None
+    assert stale.hash not in chain._bodies  # nor its cached body
+    assert chain._bodies_bytes == sum(b.size for b in chain._bodies.values())
     rows = {Header.decode(r[0]).hash for r in chain.store.load_index()}
     assert rows == set(chain.index)  # forgotten on disk too
     chain.close()
@@ -233,6 +235,26 @@ def test_side_entries_are_bounded_and_a_cheap_flood_loses_to_more_work(tmp_path,
         assert len(reopened._side) == 10
     finally:
         reopened.close()
+
+
+def test_a_side_branch_is_forgotten_leaf_by_leaf_down_to_its_fork(monkeypatch):
+    """With room for one side entry: the headers b2, b3 of a branch from
+    block 1 (b3 is forgotten at once: b2 is kept), then a header after our
+    tip. Forgetting b3 made b2 a side leaf, the least worth keeping: it goes
+    next, not the header after the tip, which has more work."""
+    source = Harness()
+    source.mine_empty(1)
+    h = Harness()
+    h.mine_empty(3)
+    branch = source.mine_empty(2, reward_to="bob")
+    monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", 1)
+    for block in branch:
+        h.chain.accept_header(block.header)
+    assert [b.hash in h.chain.index for b in branch] == [True, False]
+    ahead = h.block()
+    h.chain.accept_header(ahead.header)
+    assert branch[0].hash not in h.chain.index
+    assert h.chain._side == {h.chain.index[ahead.hash]}
 
 
 def test_the_side_bound_never_forgets_an_active_block_not_even_the_childless_tip(monkeypatch):
@@ -279,6 +301,25 @@ def test_the_heap_of_side_leaves_drops_stale_items(monkeypatch):
     monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", 0)
     h.mine_empty(1)
     assert stale_side.hash not in chain.index and not chain._side  # still found and forgotten
+
+
+# -- candidate tips ---------------------------------------------------------------------------
+
+def test_candidates_are_the_tip_and_what_has_at_least_its_work():
+    """A chain-complete entry with less work than the tip can never become
+    the tip again (work only grows along the active chain): it is dropped
+    from the candidates, as in Core. Equal work stays (Core's rule)."""
+    h = Harness()
+    chain = h.chain
+    h.mine_empty(3)
+    weaker = h.block(parent=chain.entry_at(1), reward_to="bob")
+    assert chain.process_block(weaker).status == "side"
+    assert chain._candidates == {chain.tip}
+    equal = h.block(parent=chain.entry_at(2), reward_to="bob")
+    assert chain.process_block(equal).status == "side"
+    assert chain._candidates == {chain.tip, chain.index[equal.hash]}
+    h.mine_empty(1)
+    assert chain._candidates == {chain.tip}
 
 
 # -- cached bodies ----------------------------------------------------------------------------
