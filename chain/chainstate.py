@@ -108,7 +108,7 @@ class BlockEntry:
         self.hash = header.hash
         self.height = height
         self.parent = parent
-        self.children: dict[BlockEntry, None] = {}  # ordered set, filled as entries join the index
+        self.children: dict[bytes, BlockEntry] = {}  # by hash, in the order they joined the index
         self.chainwork = (parent.chainwork if parent else 0) + block_work(header.bits)
         self.status = status
         self.seq = seq  # when its whole chain had data: the tie-break between equal work
@@ -155,7 +155,7 @@ class ChainState:
         self.invalid: OrderedDict[bytes, str] = OrderedDict()  # invalid, no index entry -> code
         self.orphans = OrphanPool()
         self._candidates: set[BlockEntry] = set()
-        self._unlinked: dict[bytes, dict[BlockEntry, None]] = {}  # parent -> children with bodies
+        self._unlinked: dict[bytes, dict[bytes, BlockEntry]] = {}  # parent -> children with bodies
         self._side: set[BlockEntry] = set()  # index entries off the active chain
         self._evictable: list[tuple[int, int, BlockEntry]] = []  # heap: side leaves (some stale)
         self._pushes = 0
@@ -185,7 +185,7 @@ class ChainState:
             if entry.chain_complete:
                 self._candidates.add(entry)
             elif status & HAVE_DATA and not entry.failed:
-                self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
+                self._unlinked.setdefault(entry.parent.hash, {})[entry.hash] = entry
         self.active = [self.index[h] for h in active]
         self._prune_candidates()
         self._activate_best_chain()  # resumes an interrupted reorg, if any
@@ -467,7 +467,7 @@ class ChainState:
             self._unlinked.pop(done.hash, None)
             self._candidates.add(done)
         if not completed:
-            self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
+            self._unlinked.setdefault(entry.parent.hash, {})[entry.hash] = entry
         self._bodies[entry.hash] = block
         self._bodies_bytes += block.size
         while len(self._bodies) > MAX_CACHED_BODIES or self._bodies_bytes > MAX_CACHED_BODY_BYTES:
@@ -482,7 +482,7 @@ class ChainState:
         while queue:
             current = queue.popleft()
             completed.append(current)
-            queue.extend(self._unlinked.get(current.hash, ()))
+            queue.extend(self._unlinked.get(current.hash, {}).values())
         return completed
 
     def _mark_failed(self, entry: BlockEntry, code: str) -> None:
@@ -490,12 +490,12 @@ class ChainState:
         The walk follows children links and stops at entries already failed
         (their descendants were marked with them): it visits what it marks."""
         failures = [(entry, code)]
-        todo = list(entry.children)
+        todo = list(entry.children.values())
         while todo:
             child = todo.pop()
             if not child.failed:
                 failures.append((child, "bad-prevblk"))
-                todo += child.children
+                todo += child.children.values()
         self.store.mark_failed([(e.hash, e.status | FAILED, reason) for e, reason in failures])
         for failed, reason in failures:
             failed.status |= FAILED
@@ -509,7 +509,7 @@ class ChainState:
         """Put an entry whose row is written into the index and its parent's children."""
         self.index[entry.hash] = entry
         if entry.parent is not None:
-            entry.parent.children[entry] = None
+            entry.parent.children[entry.hash] = entry
 
     def _make_side(self, entry: BlockEntry) -> None:
         self._side.add(entry)
@@ -523,8 +523,8 @@ class ChainState:
         """``entry`` no longer waits for its parent's chain to complete. Never
         called for genesis (it never fails and is never forgotten)."""
         waiting = self._unlinked.get(entry.parent.hash)
-        if waiting is not None and entry in waiting:
-            del waiting[entry]
+        if waiting is not None and entry.hash in waiting:
+            del waiting[entry.hash]
             if not waiting:
                 del self._unlinked[entry.parent.hash]
 
@@ -549,7 +549,7 @@ class ChainState:
             self._candidates.discard(entry)
             self._unlink(entry)
             parent = entry.parent
-            del parent.children[entry]
+            del parent.children[entry.hash]
             if entry.hash in self._bodies:
                 self._bodies_bytes -= self._bodies.pop(entry.hash).size
             if entry.failed:

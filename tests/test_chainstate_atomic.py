@@ -45,10 +45,10 @@ def snapshot(chain: ChainState) -> dict:
         "tip": chain.tip.hash,
         "active": [e.hash for e in chain.active],
         "index": {h: (e.height, e.status, e.seq, e.reason, e.chain_complete,
-                      e.parent.hash if e.parent else None, {c.hash for c in e.children})
+                      e.parent.hash if e.parent else None, set(e.children))
                   for h, e in chain.index.items()},
         "candidates": {e.hash for e in chain._candidates},
-        "waiting": {p: {e.hash for e in w} for p, w in chain._unlinked.items()},
+        "waiting": {p: set(w) for p, w in chain._unlinked.items()},
         "side": {e.hash for e in chain._side},
         "disk": {"active": store.active_hashes(), "tip": store.get_meta("tip"),
                  "coins": store.all_coins(), "stats": store.utxo_stats(),
