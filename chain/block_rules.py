@@ -2,12 +2,16 @@
 
 In the order they run (PROTOCOL.md section 5, Bitcoin Core's order):
 
-1. ``check_header(header, net)``: the header alone. Valid bits within the
-   network's limit, proof of work against those bits, version 1.
-2. ``check_block(block, net)``: the block alone. Merkle root (a mismatch
-   means the block was altered in transit: not the hash's fault), no
-   repeated txid (CVE-2012-2459 mutation), size, exactly one coinbase and
-   it first, and ``check_transaction`` for every tx.
+1. ``check_proof_of_work(header, net)``: valid bits within the network's
+   limit, and a hash that meets them. It runs first and apart from the rest:
+   a header that fails it is not remembered (it cost its sender nothing).
+2. ``check_header(header)``: the rest of the header alone: version 1. The
+   headers path runs it after the proof of work; the block path through
+   ``check_block(block)``, which then checks the body alone: merkle root (a
+   mismatch means the block was altered in transit: not the hash's fault),
+   no repeated txid (CVE-2012-2459 mutation), size, exactly one coinbase and
+   it first, and ``check_transaction`` for every tx. Each check runs once
+   on each path.
 3. ``check_header_context(header, required_bits, parent_mtp, now)``: needs
    the parent. The required difficulty, time after the median of the last
    11 blocks, and not more than 2 hours in the future.
@@ -55,16 +59,15 @@ def check_proof_of_work(header: Header, net: Network) -> None:
                                      f"bits {header.bits:08x}")
 
 
-def check_header(header: Header, net: Network) -> None:
-    """Context-free header checks: bits, proof of work, version."""
-    check_proof_of_work(header, net)
+def check_header(header: Header) -> None:
+    """Context-free header checks after the proof of work: the version."""
     if header.version != 1:
         raise RuleError("bad-version", f"header version {header.version} is not 1")
 
 
-def check_block(block: Block, net: Network) -> None:
-    """Context-free block checks (Core's CheckBlock)."""
-    check_header(block.header, net)
+def check_block(block: Block) -> None:
+    """Context-free block checks after the proof of work (Core's CheckBlock)."""
+    check_header(block.header)
     txids = [tx.txid for tx in block.txs]
     root = merkle_root(txids)
     if root != block.header.merkle_root:

@@ -66,16 +66,15 @@ from dataclasses import dataclass, field
 from .block import Block, Header
 from .block_rules import (check_block, check_block_context, check_header, check_header_context,
                           check_proof_of_work, connect_block, required_bits, verify_serial)
-from .coins import CoinCache, EmptyView, decode_undo, encode_undo
+from .coins import CoinCache, EmptyView, decode_undo, disconnect_changes, encode_undo
 from .errors import ORPHAN, REMEMBER, RuleError
 from .orphans import OrphanPool
 from .params import NETWORKS, Network
-from .pow import block_work, median_time_past
+from .pow import MTP_SPAN, block_work, median_time_past
 from .storage import Store
 
 HAVE_DATA = 1
 FAILED = 2
-MAX_LOCATOR = 101
 # Forgetting an invalid hash only costs checking that header again (its
 # context-free checks, or its parent's status): 10,000 hashes take ~1 MB.
 MAX_INVALID_HASHES = 10_000
@@ -109,7 +108,7 @@ class BlockEntry:
         self.hash = header.hash
         self.height = height
         self.parent = parent
-        self.children: dict[BlockEntry, None] = {}  # ordered set, filled as entries join the index
+        self.children: dict[bytes, BlockEntry] = {}  # by hash, in the order they joined the index
         self.chainwork = (parent.chainwork if parent else 0) + block_work(header.bits)
         self.status = status
         self.seq = seq  # when its whole chain had data: the tie-break between equal work
@@ -125,9 +124,6 @@ class BlockEntry:
         while entry.height > height:
             entry = entry.parent
         return entry
-
-    def __repr__(self) -> str:
-        return f"BlockEntry({self.hash.hex()[:16]}..., height {self.height})"
 
 
 @dataclass
@@ -159,7 +155,7 @@ class ChainState:
         self.invalid: OrderedDict[bytes, str] = OrderedDict()  # invalid, no index entry -> code
         self.orphans = OrphanPool()
         self._candidates: set[BlockEntry] = set()
-        self._unlinked: dict[bytes, dict[BlockEntry, None]] = {}  # parent -> children with bodies
+        self._unlinked: dict[bytes, dict[bytes, BlockEntry]] = {}  # parent -> children with bodies
         self._side: set[BlockEntry] = set()  # index entries off the active chain
         self._evictable: list[tuple[int, int, BlockEntry]] = []  # heap: side leaves (some stale)
         self._pushes = 0
@@ -182,19 +178,23 @@ class ChainState:
             entry = BlockEntry(header, height, parent, status, seq, reason)
             entry.chain_complete = bool(status & HAVE_DATA) and not entry.failed and (
                 entry.parent is None or entry.parent.chain_complete)
-            self._add_entry(entry, side=entry.hash not in on_active)
+            self._add_entry(entry)
+            if entry.hash not in on_active:
+                self._make_side(entry)
             self._seq = max(self._seq, seq)
             if entry.chain_complete:
                 self._candidates.add(entry)
             elif status & HAVE_DATA and not entry.failed:
-                self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
+                self._unlinked.setdefault(entry.parent.hash, {})[entry.hash] = entry
         self.active = [self.index[h] for h in active]
         self._prune_candidates()
         self._activate_best_chain()  # resumes an interrupted reorg, if any
 
     def _check_network(self) -> None:
-        """Refuse a file made for another network (or another genesis)."""
-        genesis = self.store.get_meta("genesis") or self.store.genesis_hash()
+        """Refuse a file made for another network (or another genesis). The
+        genesis is the index's height-0 row; the network's name is in meta
+        (files from before it was kept there are named by their genesis)."""
+        genesis = self.store.genesis_hash()
         if genesis is None:
             return
         name = self.store.get_meta("network") or next(
@@ -209,12 +209,12 @@ class ChainState:
     def _init_genesis(self) -> None:
         genesis = self.net.genesis
         view = CoinCache(EmptyView())
-        spent, _ = connect_block(genesis, 0, view, self.net, self.verifier)
+        spent, _ = connect_block(genesis, 0, view, self.net)  # a coinbase alone: no signatures
         self.store.create(self.net.name, genesis, view.changes(), spent, encode_undo(spent),
                           HAVE_DATA, 1)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
         entry.chain_complete = True
-        self._add_entry(entry, side=False)
+        self._add_entry(entry)
         self._candidates.add(entry)
         self._seq = 1
         self.active = [entry]
@@ -246,9 +246,6 @@ class ChainState:
     def get_coin(self, outpoint):
         return self.store.get_coin(outpoint)
 
-    def any_unspent(self, txid: bytes, count: int) -> bool:
-        return self.store.any_unspent(txid, count)
-
     def find_tx(self, txid: bytes):
         """(tx, entry) for a tx on the active chain, or None."""
         location = self.store.tx_location(txid)
@@ -259,7 +256,7 @@ class ChainState:
 
     def median_time_past(self, entry: BlockEntry) -> int:
         times = []
-        while entry is not None and len(times) < 11:
+        while entry is not None and len(times) < MTP_SPAN:
             times.append(entry.header.time)
             entry = entry.parent
         return median_time_past(times)
@@ -277,13 +274,16 @@ class ChainState:
         """The reject code of a block known to be invalid, else None."""
         entry = self.index.get(hash_)
         if entry is not None:
-            return (entry.reason or "bad-prevblk") if entry.failed else None
+            return entry.reason if entry.failed else None
         return self.invalid.get(hash_)
 
     def locator(self) -> list[bytes]:
-        """Hashes of the active chain: the last 10, then exponentially sparser, then genesis."""
+        """Hashes of the active chain: the last 10, then exponentially sparser, then
+        genesis (Core's LocatorEntries). The doubling steps bound the length: at
+        most 11 + log2(height) hashes, 42 at height 2^31, far below the 101 a
+        getheaders message may carry (node/messages.py)."""
         hashes, step, height = [], 1, self.height
-        while height > 0 and len(hashes) < MAX_LOCATOR - 1:
+        while height > 0:
             hashes.append(self.active[height].hash)
             if len(hashes) >= 10:
                 step *= 2
@@ -300,8 +300,9 @@ class ChainState:
         return self.active[0]
 
     def headers_after(self, locator: list[bytes], stop: bytes | None,
-                      limit: int = 2000) -> list[Header]:
-        """Active-chain headers after the fork point of ``locator``, up to ``stop``."""
+                      limit: int) -> list[Header]:
+        """Active-chain headers after the fork point of ``locator``, up to ``stop``
+        and at most ``limit`` of them (a headers message carries 2,000)."""
         start = self.find_fork(locator).height + 1
         headers = []
         for entry in self.active[start:start + limit]:
@@ -320,15 +321,13 @@ class ChainState:
         reason = self.invalid_reason(header.hash)
         if reason is not None:
             raise RuleError(reason, f"block {header.hash.hex()} is known to be invalid")
-        entry = self.index.get(header.hash)
-        if entry is None:
-            check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
-            try:
-                check_header(header, self.net)
-            except RuleError as error:
-                self._reject(header.hash, error)
-                raise
-            entry = self._accept_header_context(header)
+        check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
+        try:
+            check_header(header)
+        except RuleError as error:
+            self._reject(header.hash, error)
+            raise
+        entry = self._accept_header_context(header)
         self._forget_side_entries()
         return entry
 
@@ -353,6 +352,7 @@ class ChainState:
         entry = BlockEntry(header, parent.height + 1, parent)
         self.store.put_index_entry(entry.hash, header.raw, entry.height)
         self._add_entry(entry)
+        self._make_side(entry)  # new entries are off the active chain until connected
         return entry
 
     # -- blocks ----------------------------------------------------------------------
@@ -368,27 +368,33 @@ class ChainState:
         orphan pool can evict fairly."""
         # First finish a reorg that a failed write cut short, if any (cheap otherwise).
         connected, disconnected, _ = self._activate_best_chain()
-        outcome = self._process_one(block, requested, source)
+        outcome = self._process_one(block, requested)
         outcome.connected[:0], outcome.disconnected[:0] = connected, disconnected
-        entry = self.index.get(block.hash)
-        stored = entry is not None and entry.status & HAVE_DATA and not entry.failed
-        # Orphans waiting for this block (and for their own children) can now go.
-        ready = [block.hash] if stored else []
+        if outcome.status == "orphan":
+            self.orphans.add(block, source, requested)
+        # Orphans waiting for a stored block (this one, then each orphan stored
+        # in turn) are processed as they came, whatever became of the first.
+        ready = [block.hash]
         while ready:
             parent_hash = ready.pop()
+            if not self._has_valid_body(parent_hash):
+                continue
             for orphan in self.orphans.children(parent_hash):
-                result = self._process_one(orphan.block, orphan.requested, orphan.source)
+                result = self._process_one(orphan.block, orphan.requested)
                 self.orphans.remove(orphan.block.hash)
                 outcome.connected += result.connected
                 outcome.disconnected += result.disconnected
-                if result.status in ("connected", "side"):
-                    ready.append(orphan.block.hash)
-        if outcome.status in ("connected", "side") and entry is not None:
-            outcome.status = "connected" if self.is_active(entry) else "side"
+                ready.append(orphan.block.hash)
+        if outcome.status == "side" and self.is_active(self.index[block.hash]):
+            outcome.status = "connected"  # its orphans made its branch the best
         self._forget_side_entries()
         return outcome
 
-    def _process_one(self, block: Block, requested: bool, source: str) -> BlockOutcome:
+    def _has_valid_body(self, hash_: bytes) -> bool:
+        entry = self.index.get(hash_)
+        return entry is not None and bool(entry.status & HAVE_DATA) and not entry.failed
+
+    def _process_one(self, block: Block, requested: bool) -> BlockOutcome:
         hash_ = block.hash
         reason = self.invalid_reason(hash_)
         if reason is not None:
@@ -402,7 +408,7 @@ class ChainState:
         except RuleError as error:
             return BlockOutcome("invalid", error)  # no work shown: nothing worth remembering
         try:
-            check_block(block, self.net)
+            check_block(block)
         except RuleError as error:
             self._reject(hash_, error)
             return BlockOutcome("invalid", error)
@@ -410,7 +416,6 @@ class ChainState:
             entry = self._accept_header_context(block.header)
         except RuleError as error:
             if error.fault.block & ORPHAN:
-                self.orphans.add(block, source, requested)
                 return BlockOutcome("orphan", error)
             return BlockOutcome("invalid", error)
         if not requested and entry.chainwork < self.tip.chainwork:
@@ -422,7 +427,8 @@ class ChainState:
             return BlockOutcome("invalid", error)
         self._store_body(entry, block)
         connected, disconnected, failures = self._activate_best_chain()
-        outcome = BlockOutcome("connected", None, connected, disconnected)
+        outcome = BlockOutcome("connected" if self.is_active(entry) else "side", None,
+                               connected, disconnected)
         if hash_ in failures:
             outcome.status, outcome.error = "invalid", failures[hash_]
         elif entry.failed:
@@ -461,7 +467,7 @@ class ChainState:
             self._unlinked.pop(done.hash, None)
             self._candidates.add(done)
         if not completed:
-            self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
+            self._unlinked.setdefault(entry.parent.hash, {})[entry.hash] = entry
         self._bodies[entry.hash] = block
         self._bodies_bytes += block.size
         while len(self._bodies) > MAX_CACHED_BODIES or self._bodies_bytes > MAX_CACHED_BODY_BYTES:
@@ -476,7 +482,7 @@ class ChainState:
         while queue:
             current = queue.popleft()
             completed.append(current)
-            queue.extend(self._unlinked.get(current.hash, ()))
+            queue.extend(self._unlinked.get(current.hash, {}).values())
         return completed
 
     def _mark_failed(self, entry: BlockEntry, code: str) -> None:
@@ -484,12 +490,12 @@ class ChainState:
         The walk follows children links and stops at entries already failed
         (their descendants were marked with them): it visits what it marks."""
         failures = [(entry, code)]
-        todo = list(entry.children)
+        todo = list(entry.children.values())
         while todo:
             child = todo.pop()
             if not child.failed:
                 failures.append((child, "bad-prevblk"))
-                todo += child.children
+                todo += child.children.values()
         self.store.mark_failed([(e.hash, e.status | FAILED, reason) for e, reason in failures])
         for failed, reason in failures:
             failed.status |= FAILED
@@ -499,13 +505,11 @@ class ChainState:
             self._unlink(failed)
 
     # -- the index, and what it may hold -----------------------------------------------
-    def _add_entry(self, entry: BlockEntry, side: bool = True) -> None:
+    def _add_entry(self, entry: BlockEntry) -> None:
         """Put an entry whose row is written into the index and its parent's children."""
         self.index[entry.hash] = entry
         if entry.parent is not None:
-            entry.parent.children[entry] = None
-        if side:
-            self._make_side(entry)
+            entry.parent.children[entry.hash] = entry
 
     def _make_side(self, entry: BlockEntry) -> None:
         self._side.add(entry)
@@ -516,10 +520,11 @@ class ChainState:
             heapq.heapify(self._evictable)
 
     def _unlink(self, entry: BlockEntry) -> None:
-        """``entry`` no longer waits for its parent's chain to complete."""
-        waiting = self._unlinked.get(entry.parent.hash) if entry.parent else None
-        if waiting is not None and entry in waiting:
-            del waiting[entry]
+        """``entry`` no longer waits for its parent's chain to complete. Never
+        called for genesis (it never fails and is never forgotten)."""
+        waiting = self._unlinked.get(entry.parent.hash)
+        if waiting is not None and entry.hash in waiting:
+            del waiting[entry.hash]
             if not waiting:
                 del self._unlinked[entry.parent.hash]
 
@@ -544,7 +549,7 @@ class ChainState:
             self._candidates.discard(entry)
             self._unlink(entry)
             parent = entry.parent
-            del parent.children[entry]
+            del parent.children[entry.hash]
             if entry.hash in self._bodies:
                 self._bodies_bytes -= self._bodies.pop(entry.hash).size
             if entry.failed:
@@ -557,9 +562,10 @@ class ChainState:
         return max(self._candidates, key=lambda e: (e.chainwork, -e.seq))
 
     def _prune_candidates(self) -> None:
-        tip = self.tip
-        self._candidates = {e for e in self._candidates
-                            if e is tip or (e.chainwork >= tip.chainwork and not e.failed)}
+        """Drop candidates with less work than the tip (the tip stays): they
+        can never be the best again. (Failed entries left when marked.)"""
+        work = self.tip.chainwork
+        self._candidates = {e for e in self._candidates if e.chainwork >= work}
 
     def _activate_best_chain(self):
         """Reorganise to the best valid candidate. Returns (connected blocks,
@@ -601,14 +607,8 @@ class ChainState:
         entry = self.tip
         block = self.get_block(entry.hash)
         spent = decode_undo(self.store.get_undo(entry.hash))
-        view = CoinCache(self.store)
-        cursor = len(spent)
-        for tx in reversed(block.txs):
-            view.remove_outputs(tx)
-            for outpoint, coin in spent[cursor - len(tx.inputs):cursor]:
-                view.restore(outpoint, coin)
-            cursor -= len(tx.inputs)
-        self.store.apply_block(block, entry.height, False, view.changes(), spent, None)
+        changes = disconnect_changes(block.txs, spent)
+        self.store.apply_block(block, entry.height, False, changes, spent, None)
         self.active.pop()
         self._make_side(entry)
         return block

@@ -5,11 +5,15 @@ transaction that made it (coinbase outputs must mature before spending).
 The UTXO set is the set of all coins: a balance is just the sum of the coins
 an owner can unlock, which is why it can never be negative.
 
-Rules read coins through a *view*: anything with ``get_coin(outpoint)`` and
-``any_unspent(txid, count)``. ``CoinCache`` layers the changes of a block
-being connected (or disconnected) over a base view, so rules see earlier
+Rules read coins through a *view*: anything with ``get_coin(outpoint)`` (the
+chain's ``Store``, the mempool's view of the next block). ``CoinCache`` layers
+the changes of a block being connected over a base view, so rules see earlier
 transactions of the same block, and nothing reaches the base until the whole
-block passed; ``changes()`` is then the exact diff to write.
+block passed; ``changes()`` is then the exact diff to write. Its base must
+also answer ``any_unspent(txid, count)`` (the BIP30 check of
+``connect_block``) in one lookup: the ``Store``, or ``EmptyView`` for genesis.
+Disconnecting a block reads no coins: ``disconnect_changes`` makes its diff
+from the block and its undo data.
 """
 
 from typing import NamedTuple, Protocol
@@ -32,6 +36,11 @@ class Coin(NamedTuple):
 class CoinView(Protocol):
     def get_coin(self, outpoint: OutPoint) -> Coin | None: ...
 
+
+class BaseView(CoinView, Protocol):
+    """What a ``CoinCache`` layers over: a view that also says whether any
+    of the first ``count`` outputs of ``txid`` is unspent."""
+
     def any_unspent(self, txid: bytes, count: int) -> bool: ...
 
 
@@ -48,7 +57,7 @@ class EmptyView:
 class CoinCache:
     """Pending changes over a base view: ``None`` marks a coin spent here."""
 
-    def __init__(self, base: CoinView):
+    def __init__(self, base: BaseView):
         self.base = base
         self._changed: dict[OutPoint, Coin | None] = {}
         self._read: dict[OutPoint, Coin | None] = {}  # base lookups, each done once
@@ -83,18 +92,27 @@ class CoinCache:
         for index, out in enumerate(tx.outputs):
             self._changed[OutPoint(txid, index)] = Coin(out.amount, out.owner, height, coinbase)
 
-    def restore(self, outpoint: OutPoint, coin: Coin) -> None:
-        self._changed[outpoint] = coin
-
-    def remove_outputs(self, tx: Tx) -> None:
-        for index in range(len(tx.outputs)):
-            self._changed[OutPoint(tx.txid, index)] = None
-
     def changes(self) -> dict[OutPoint, Coin | None]:
         return dict(self._changed)
 
 
 # -- undo data: the coins a block spent, in spending order ---------------------
+
+def disconnect_changes(txs: list[Tx],
+                       spent: list[tuple[OutPoint, Coin]]) -> dict[OutPoint, Coin | None]:
+    """The coin changes that undo a block of ``txs`` whose connect spent ``spent``
+    (its undo data): last tx first, its outputs removed and the coins it spent
+    restored, so an output made and spent inside the block ends up absent."""
+    changes: dict[OutPoint, Coin | None] = {}
+    cursor = len(spent)
+    for tx in reversed(txs):
+        for index in range(len(tx.outputs)):
+            changes[OutPoint(tx.txid, index)] = None
+        for outpoint, coin in spent[cursor - len(tx.inputs):cursor]:
+            changes[outpoint] = coin
+        cursor -= len(tx.inputs)
+    return changes
+
 
 def encode_undo(spent: list[tuple[OutPoint, Coin]]) -> bytes:
     parts = [varint(len(spent))]

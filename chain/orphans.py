@@ -39,7 +39,7 @@ class OrphanPool:
 
     def __init__(self):
         self._orphans: OrderedDict[bytes, Orphan] = OrderedDict()
-        self._by_parent: dict[bytes, dict[bytes, None]] = {}  # parent hash -> orphan hashes
+        self._by_parent: dict[bytes, dict[bytes, Orphan]] = {}  # parent hash -> its orphans by hash
         self._bytes_of: dict[str, int] = {}  # source -> bytes it holds in the pool
         self.bytes = 0
 
@@ -52,15 +52,13 @@ class OrphanPool:
     def __iter__(self):
         return iter(self._orphans)
 
-    def bytes_of(self, source: str) -> int:
-        return self._bytes_of.get(source, 0)
-
     def add(self, block: Block, source: str, requested: bool) -> None:
         """Keep ``block``, then evict fairly while a bound is passed."""
         if block.hash in self._orphans:
             return
-        self._orphans[block.hash] = Orphan(block, source, requested)
-        self._by_parent.setdefault(block.header.prev_hash, {})[block.hash] = None
+        orphan = Orphan(block, source, requested)
+        self._orphans[block.hash] = orphan
+        self._by_parent.setdefault(block.header.prev_hash, {})[block.hash] = orphan
         self._bytes_of[source] = self._bytes_of.get(source, 0) + block.size
         self.bytes += block.size
         while len(self._orphans) > MAX_ORPHAN_BLOCKS or self.bytes > MAX_ORPHAN_BYTES:
@@ -69,12 +67,10 @@ class OrphanPool:
 
     def children(self, parent_hash: bytes) -> list[Orphan]:
         """The orphans waiting for ``parent_hash``, oldest first (left in the pool)."""
-        return [self._orphans[h] for h in self._by_parent.get(parent_hash, ())]
+        return list(self._by_parent.get(parent_hash, {}).values())
 
     def remove(self, hash_: bytes) -> None:
-        orphan = self._orphans.pop(hash_, None)
-        if orphan is None:
-            return
+        orphan = self._orphans.pop(hash_)
         parent = orphan.block.header.prev_hash
         del self._by_parent[parent][hash_]
         if not self._by_parent[parent]:

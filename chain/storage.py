@@ -162,7 +162,7 @@ class Store:
     def active_hashes(self) -> list[bytes]:
         return [row[0] for row in self.db.execute("SELECT hash FROM active ORDER BY height")]
 
-    # -- coins (a CoinView) ----------------------------------------------------------
+    # -- coins (a BaseView) ----------------------------------------------------------
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         row = self.db.execute("SELECT amount, owner, height, coinbase FROM utxo "
                               "WHERE txid=? AND idx=?", outpoint).fetchone()

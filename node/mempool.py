@@ -95,9 +95,6 @@ class Mempool:
             return Coin(out.amount, out.owner, self.chain.height + 1, False)
         return self.chain.get_coin(outpoint)
 
-    def any_unspent(self, txid: bytes, count: int) -> bool:
-        return txid in self.entries or self.chain.any_unspent(txid, count)
-
     def __contains__(self, txid: bytes) -> bool:
         return txid in self.entries
 

@@ -74,7 +74,8 @@ def invalid(h: Harness, block: Block, code: str) -> RuleError:
 def assert_remembered(h: Harness, block: Block, code: str) -> None:
     """Known invalid: the same block again is ``duplicate-invalid`` with the original code."""
     assert h.chain.invalid_reason(block.hash) == code
-    submit(h, block, "duplicate-invalid", code)
+    error = submit(h, block, "duplicate-invalid", code).error
+    assert error.message == f"block {block.hash.hex()} is known to be invalid"
 
 
 def assert_not_remembered(h: Harness, block: Block) -> None:
@@ -384,6 +385,8 @@ def test_headers_path_runs_the_header_rules(h):
                          (h.block(time=h.chain.median_time_past(h.tip)).header, "time-too-old")]:
         refused_header(h, header, code)
         assert h.chain.invalid_reason(header.hash) == code
+        again = refused_header(h, header, code)  # remembered: refused before any check
+        assert again.message == f"block {header.hash.hex()} is known to be invalid"
     entry = h.chain.accept_header(h.block().header)
     assert entry.height == 11 and h.chain.height == 10
 
@@ -410,6 +413,19 @@ def test_time_too_old_boundary(h):
     block = h.block(time=mtp + 1)
     assert block.header.time < h.tip.header.time  # earlier than the parent, later than the median
     submit(h, block, "connected")
+
+
+def test_median_time_past_is_of_the_last_11_blocks(h):
+    """At height 12 the median time past of the tip is the median of the
+    times of blocks 2..12 (the tip and the 10 before it), not of 12 blocks
+    nor of the 11 before the tip."""
+    h.mine_empty(2)
+    times = [entry.header.time for entry in h.chain.active]
+    assert len(times) == 13 and times == sorted(set(times))
+    mtp = sorted(times[-11:])[5]
+    assert h.chain.median_time_past(h.tip) == mtp == times[7]
+    invalid(h, h.block(time=mtp), "time-too-old")
+    submit(h, h.block(time=mtp + 1), "connected")
 
 
 def test_time_too_old_is_remembered(h):

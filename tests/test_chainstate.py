@@ -15,9 +15,10 @@ from chain.orphans import MAX_ORPHAN_BLOCKS
 from chain.coins import Coin
 from chain.errors import RuleError
 from chain.params import MAX_FUTURE_SECONDS, REGTEST
-from chain.pow import compact_to_target, hash_meets_target
+from chain.pow import block_work, compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
+from node.messages import MAX_HEADERS
 
 from .helpers import NOW, FailingDB, Harness, InjectedFault, owner, spend
 
@@ -175,8 +176,8 @@ def test_linear_growth_heights_tip_and_supply():
         assert chain.store.tx_location(block.txs[0].txid) == (height, 0)
         assert chain.find_tx(block.txs[0].txid) == (block.txs[0], chain.entry_at(height))
     assert chain.entry_at(13) is None and chain.entry_at(-1) is None
-    works = [e.chainwork for e in chain.active]
-    assert all(a < b for a, b in zip(works, works[1:]))
+    work = block_work(REGTEST.pow_limit_bits)  # each block's, genesis too (Core's nChainWork)
+    assert [e.chainwork for e in chain.active] == [work * (k + 1) for k in range(13)]
 
     supply = sum(out.amount for b in all_blocks for out in b.txs[0].outputs)
     assert supply == 13 * SUBSIDY
@@ -353,7 +354,9 @@ def test_equal_work_goes_to_the_chain_whose_data_was_complete_first(tmp_path):
     assert chain.tip.hash == b2.hash
     index = chain.index
     assert index[a2.hash].chainwork == index[b2.hash].chainwork
-    assert index[b1.hash].seq < index[b2.hash].seq < index[a1.hash].seq < index[a2.hash].seq
+    # Numbered in turn as each chain completes: genesis 1, the first two blocks 2
+    # and 3, b1 4, b2 5, then a1 and a2 together, parent first.
+    assert [index[b.hash].seq for b in (b1, b2, a1, a2)] == [4, 5, 6, 7]
     seqs = {hash_: entry.seq for hash_, entry in index.items()}
     chain.close()
 
@@ -364,7 +367,7 @@ def test_equal_work_goes_to_the_chain_whose_data_was_complete_first(tmp_path):
         h.chain = reopened
         later = h.block(parent=reopened.index[b1.hash], reward_to="carol")  # ties b2, complete last
         assert reopened.process_block(later).status == "side"
-        assert reopened.index[later.hash].seq > max(seqs.values())
+        assert reopened.index[later.hash].seq == max(seqs.values()) + 1 == 8
         assert reopened.tip.hash == b2.hash
     finally:
         reopened.close()
@@ -554,6 +557,8 @@ def test_outcome_of_block_whose_ancestor_fails_during_its_own_activation(mature)
     assert chain.invalid_reason(b3.hash) == "bad-prevblk"
     assert out.status == "invalid"
     assert out.error is not None and out.error.code == "bad-prevblk"
+    assert out.error.message == (f"block {b3.hash.hex()} builds on a block that was found "
+                                 f"invalid while connecting its branch")
 
 
 def test_rule_failure_is_cached_but_mutation_is_not(mature):
@@ -703,6 +708,52 @@ def test_orphans_completing_a_better_branch_cause_a_reorg():
     assert h.tip.hash == b[2].hash and not h.chain.orphans
     assert h.chain.store.all_coins() == source.chain.store.all_coins()
     assert_consistent(h.chain)
+
+
+def test_a_parent_that_reorgs_then_its_orphan_report_every_block_moved():
+    """b2 makes b's branch the best (a1 disconnected, b1 and b2 connected),
+    then the orphan b3 waiting for it extends it: the outcome lists all."""
+    h, source = Harness(), Harness()
+    h.mine_empty(3)
+    source.mine_empty(3)
+    a1 = h.mine_empty(1)[0]
+    b = source.mine_empty(3, reward_to="bob")
+    assert h.chain.process_block(b[0]).status == "side"
+    assert h.chain.process_block(b[2]).status == "orphan"
+    out = h.chain.process_block(b[1])
+    assert (out.status, out.disconnected, out.connected) == ("connected", [a1], b)
+    assert h.tip.hash == b[2].hash and not h.chain.orphans
+
+
+def test_orphans_wait_for_their_parents_valid_body():
+    """An orphan is processed once its parent's body is stored. A parent that
+    only left its header (unrequested, less work) or was found invalid
+    releases nothing: its orphans stay in the pool (as in Core)."""
+    h, source = Harness(), Harness()
+    h.mine_empty(1)
+    source.mine_empty(1)
+    h.mine_empty(3)
+    weak = source.mine_empty(2, reward_to="bob")  # heights 2, 3: less work than our 4
+    assert h.chain.process_block(weak[1]).status == "orphan"
+    assert h.chain.process_block(weak[0], requested=False).status == "unrequested"
+    assert weak[1].hash in h.chain.orphans  # the header alone released nothing
+    out = h.chain.process_block(weak[0])  # asked for now: stored, its orphan goes
+    assert (out.status, out.connected) == ("side", [])
+    assert weak[1].hash not in h.chain.orphans
+    assert h.chain.index[weak[1].hash].status & HAVE_DATA
+
+    nothing = (OutPoint(bytes(32), 0), Coin(COIN, owner("alice"), 0, False))
+    bad = source.block([spend([nothing], "alice", [("bob", COIN)])])  # stored, fails to connect
+    child = source.block(parent=source.chain.accept_header(bad.header), reward_to="mallory")
+    h = Harness()
+    h.mine_empty(1)
+    for block in weak:
+        assert h.chain.process_block(block).status == "connected"
+    assert h.chain.process_block(child).status == "orphan"
+    out = h.chain.process_block(bad)
+    assert out.status == "invalid" and out.error.code == "bad-txns-inputs-missingorspent"
+    assert h.chain.index[bad.hash].status == HAVE_DATA | FAILED
+    assert child.hash in h.chain.orphans and child.hash not in h.chain.index
 
 
 def test_orphan_pool_is_bounded_and_evicts_oldest_first():
@@ -974,23 +1025,23 @@ def test_locator_find_fork_and_headers_after():
     assert peer.chain.entry_at(11).hash != chain.entry_at(11).hash
     fork = chain.find_fork(peer.chain.locator())
     assert fork is chain.entry_at(10)
-    headers = chain.headers_after(peer.chain.locator(), None)
+    headers = chain.headers_after(peer.chain.locator(), None, MAX_HEADERS)
     assert [x.hash for x in headers] == [chain.entry_at(k).hash for k in range(11, 26)]
     stop = chain.entry_at(13).hash
-    assert [x.hash for x in chain.headers_after(peer.chain.locator(), stop)] == [
+    assert [x.hash for x in chain.headers_after(peer.chain.locator(), stop, MAX_HEADERS)] == [
         chain.entry_at(k).hash for k in (11, 12, 13)]
     assert [x.hash for x in chain.headers_after(peer.chain.locator(), None, limit=3)] == [
         chain.entry_at(k).hash for k in (11, 12, 13)]
     assert chain.find_fork([bytes(32), b"\x01" * 32]) is chain.entry_at(0)
-    assert len(chain.headers_after([b"\x01" * 32], None)) == 25
+    assert len(chain.headers_after([b"\x01" * 32], None, MAX_HEADERS)) == 25
     assert chain.find_fork(locator) is chain.tip
-    assert chain.headers_after(locator, None) == []
+    assert chain.headers_after(locator, None, MAX_HEADERS) == []
     # A side-branch hash is not "on our chain": skipped in favour of the next.
     side = h.block(parent=chain.entry_at(20), reward_to="dave")
     assert chain.process_block(side).status == "side"
     assert chain.find_fork([side.hash, chain.entry_at(7).hash]) is chain.entry_at(7)
     # Headers after a fork point are the ones that link to it.
-    headers = chain.headers_after([chain.entry_at(7).hash], None)
+    headers = chain.headers_after([chain.entry_at(7).hash], None, MAX_HEADERS)
     assert headers[0].prev_hash == chain.entry_at(7).hash
     assert all(b.prev_hash == a.hash for a, b in zip(headers, headers[1:]))
 

@@ -1,9 +1,11 @@
 """Memory never runs ahead of SQLite (chain/chainstate.py, chain/storage.py).
 
 Each scenario runs one operation of the chain state (accepting a header,
-storing and connecting a block, a reorg, finding a block invalid, a body
-completing a chain, forgetting side entries, creating the file) while
-every SQL statement it writes fails in turn, with the error a full disk or
+storing and connecting a block, a reorg, finding a block invalid, with
+bodies waiting on it too, a body completing a chain, forgetting side
+entries, a waiting body or a candidate among them, creating the file) once without a
+failure, its memory then equal to a fresh reopen, and again while every
+SQL statement it writes fails in turn, with the error a full disk or
 a locked database raises (``sqlite3.OperationalError``). After each failure:
 
 * the error reached the caller;
@@ -43,10 +45,10 @@ def snapshot(chain: ChainState) -> dict:
         "tip": chain.tip.hash,
         "active": [e.hash for e in chain.active],
         "index": {h: (e.height, e.status, e.seq, e.reason, e.chain_complete,
-                      e.parent.hash if e.parent else None, {c.hash for c in e.children})
+                      e.parent.hash if e.parent else None, set(e.children))
                   for h, e in chain.index.items()},
         "candidates": {e.hash for e in chain._candidates},
-        "waiting": {p: {e.hash for e in w} for p, w in chain._unlinked.items()},
+        "waiting": {p: set(w) for p, w in chain._unlinked.items()},
         "side": {e.hash for e in chain._side},
         "disk": {"active": store.active_hashes(), "tip": store.get_meta("tip"),
                  "coins": store.all_coins(), "stats": store.utxo_stats(),
@@ -148,6 +150,25 @@ def body_completing_a_chain(h: Harness):
     return lambda: chain.process_block(blocks[0])
 
 
+def bodies_waiting_on_an_invalid_block(h: Harness):
+    """Headers of x1..x3, x1's coinbase naming height 2; bodies of x3 and x2
+    stored, waiting for x1's. x1's body fails (bad-cb-height): x2 and x3
+    are marked bad-prevblk and wait for nothing any more."""
+    chain = h.chain
+    h.mine_empty(2)
+    x1 = h.block(height=h.tip.height + 2, reward_to="mallory")
+    blocks = [x1]
+    chain.accept_header(x1.header)
+    for _ in range(2):
+        block = h.block(parent=chain.index[blocks[-1].hash], reward_to="mallory")
+        chain.accept_header(block.header)
+        blocks.append(block)
+    for block in reversed(blocks[1:]):
+        assert chain.process_block(block).status == "side"
+    assert chain._unlinked  # x2 waits for x1, x3 for x2
+    return lambda: chain.process_block(x1)
+
+
 def forgetting_side_entries(h: Harness):
     """With room for two side entries, a third header forgets one."""
     h.mine_empty(2)
@@ -157,14 +178,42 @@ def forgetting_side_entries(h: Harness):
     return lambda: h.chain.accept_header(third.header)
 
 
+def forgetting_a_waiting_body(h: Harness):
+    """With room for two side entries: the header of p, then the bodies of
+    its children c1 and c2 (both waiting for p's body). Storing c2 passes the
+    bound: c2, the newest of the least-work side leaves, is forgotten, and c1
+    still waits for p."""
+    chain = h.chain
+    h.mine_empty(2)
+    p = h.block(reward_to="bob")
+    parent = chain.accept_header(p.header)
+    c1, c2 = (h.block(parent=parent, reward_to=name) for name in ("carol", "dave"))
+    assert chain.process_block(c1).status == "side"
+    return lambda: chain.process_block(c2)
+
+
+def forgetting_a_candidate(h: Harness):
+    """With room for one side entry: the header of a block after our tip,
+    then a stored sibling of the tip (as much work: a candidate). The
+    sibling is the side leaf with the least work: it is forgotten, as a
+    candidate too."""
+    chain = h.chain
+    h.mine_empty(2)
+    chain.accept_header(h.block(reward_to="bob").header)
+    sibling = h.block(parent=chain.entry_at(1), reward_to="carol")
+    return lambda: chain.process_block(sibling)
+
+
 SCENARIOS = [new_header, new_block_with_txs, reorg, invalid_block_found_in_a_reorg,
-             invalid_in_context, body_completing_a_chain, forgetting_side_entries]
+             invalid_in_context, body_completing_a_chain, bodies_waiting_on_an_invalid_block,
+             forgetting_side_entries, forgetting_a_waiting_body, forgetting_a_candidate]
+ROOM_FOR = {forgetting_side_entries: 2, forgetting_a_waiting_body: 2, forgetting_a_candidate: 1}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_a_failed_write_leaves_memory_equal_to_the_file(tmp_path, monkeypatch, scenario):
-    if scenario is forgetting_side_entries:
-        monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", 2)
+    if scenario in ROOM_FOR:  # side entries
+        monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", ROOM_FOR[scenario])
     reference = Harness(store=Store(tmp_path / "reference.sqlite"))
     act = scenario(reference)
     counter = StatementFaults(reference.chain.store)
@@ -172,6 +221,9 @@ def test_a_failed_write_leaves_memory_equal_to_the_file(tmp_path, monkeypatch, s
     counter.remove()
     expected, total = snapshot(reference.chain), counter.statements
     assert total >= 1
+    reopened = reopen_copy(reference.chain, tmp_path / "reference-reopened.sqlite")
+    assert snapshot(reopened) == expected  # without failures too, memory is the file
+    reopened.close()
     reference.chain.close()
 
     for fail_at in range(1, total + 1):

@@ -9,6 +9,7 @@ was recorded are judged by their genesis block.
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,36 @@ def test_a_file_from_before_the_network_was_recorded_is_judged_by_its_genesis(tm
         ChainState(REGTEST, Store(path))
     assert (caught.value.stored, caught.value.wanted) == ("devnet", "regtest")
     ChainState(DEVNET, Store(path)).close()
+
+
+def test_a_file_of_the_same_name_with_another_genesis_is_refused(tmp_path):
+    """A regtest file made with another genesis (an older version's, say)."""
+    path = tmp_path / "chain.sqlite"
+    older = replace(REGTEST, genesis_nonce=1)
+    assert older.genesis.hash != REGTEST.genesis.hash
+    create(path, older)
+    with pytest.raises(WrongNetwork) as caught:
+        ChainState(REGTEST, Store(path))
+    assert (caught.value.path, caught.value.stored, caught.value.wanted) == (
+        str(path), f"regtest (genesis {older.genesis.hash.hex()})",
+        f"regtest (genesis {REGTEST.genesis.hash.hex()})")
+
+
+def test_a_file_of_a_network_this_version_does_not_know_is_named(tmp_path):
+    """By the name it recorded; a file from before names were recorded, by its genesis."""
+    path = tmp_path / "chain.sqlite"
+    other = replace(REGTEST, name="testnet", genesis_nonce=1)
+    create(path, other)
+    with pytest.raises(WrongNetwork) as caught:
+        ChainState(REGTEST, Store(path))
+    assert (caught.value.stored, caught.value.wanted) == ("testnet", "regtest")
+
+    store = Store(path)
+    store.db.execute("DELETE FROM meta WHERE key IN ('network', 'genesis')")
+    store.close()
+    with pytest.raises(WrongNetwork) as caught:
+        ChainState(REGTEST, Store(path))
+    assert caught.value.stored == f"an unknown network (genesis {other.genesis.hash.hex()})"
 
 
 def test_toychain_node_refuses_another_networks_datadir_in_one_sentence(tmp_path):
