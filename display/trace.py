@@ -67,6 +67,7 @@ def print_trace(console: Console, explained: dict, money=None, title: str | None
 def trace_text(explained: dict, money=None, title: str | None = None, width: int = TEXT_WIDTH) -> str:
     """The table and the verdict as plain text, ``width`` columns wide."""
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False, emoji=False)
+    console = Console(file=out, width=width, color_system=None, highlight=False, emoji=False,
+                      force_jupyter=False, force_terminal=False)
     print_trace(console, explained, money, title)
-    return out.getvalue()
+    return "\n".join(line.rstrip() for line in out.getvalue().rstrip().splitlines())
