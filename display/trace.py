@@ -4,7 +4,8 @@
 wallet send --explain`` and ``toychain demo --explain`` print: one row per
 step, in the order the node ran them, with the rule in words, the function
 that holds it, the values it compared and whether it passed; ``verdict``
-is the line under it. ``trace_text`` renders both as plain text at a fixed
+is the line under it (allowed and the fee, or the reject code and the
+node's sentence). ``trace_text`` renders both as plain text at a fixed
 width (no colours), for notebooks and logs.
 
 This package imports none of ours, so amounts come formatted by the
@@ -22,7 +23,9 @@ from .output import table
 
 # The value names that hold amounts in units (PROTOCOL.md section 8: explaintransaction).
 AMOUNTS = {"amount", "running_sum", "max_money", "total_in", "total_out", "fee", "min_fee"}
-TEXT_WIDTH = 120  # columns of trace_text: long hex folds onto a second line
+TEXT_WIDTH = 120
+RULE_WIDTH = 36
+LONG = 24  # characters: a longer value goes on its own line under its name  # columns of trace_text: long hex folds onto a second line
 
 
 def _value(name: str, value, money) -> str:
@@ -37,16 +40,20 @@ def _values(step: dict, money) -> str:
     values = step["values"]
     if set(values) == {"unlisted"}:
         return f"... and {values['unlisted']:,} more like the ones above, not listed"
-    return "\n".join(f"{name}: {_value(name, value, money)}" for name, value in values.items())
+    lines = []
+    for name, value in values.items():
+        text = _value(name, value, money)
+        lines.append(f"{name}:\n{text}" if len(text) > LONG else f"{name}: {text}")
+    return "\n".join(lines)
 
 
 def trace_table(explained: dict, money=None, title: str | None = None) -> Table:
     """One row per step of ``explained`` (an ``explaintransaction`` result)."""
     grid = table("#", "rule, and the function that holds it", "compared", "result",
                  title=title or f"the node's check of tx {explained['txid']}", title_justify="left")
+    grid.columns[1].max_width = RULE_WIDTH  # the values get the room: an address on one line
     for number, step in enumerate(explained["steps"], start=1):
-        result = ("[green]pass[/]" if step["ok"]
-                  else f"[bold red]FAIL[/]\n[red]{escape(step.get('reject_reason', ''))}[/]")
+        result = "[green]pass[/]" if step["ok"] else "[bold red]FAIL[/]"  # the code: in the verdict
         grid.add_row(str(number), f"{escape(step['rule'])}\n[dim]{escape(step['function'])}[/]",
                      escape(_values(step, money)), result)
     return grid
