@@ -24,7 +24,6 @@ from .output import table
 # The value names that hold amounts in units (PROTOCOL.md section 8: explaintransaction).
 AMOUNTS = {"amount", "running_sum", "max_money", "total_in", "total_out", "fee", "min_fee"}
 TEXT_WIDTH = 120
-RULE_WIDTH = 36
 LONG = 24  # characters: a longer value goes on its own line under its name  # columns of trace_text: long hex folds onto a second line
 
 
@@ -51,7 +50,6 @@ def trace_table(explained: dict, money=None, title: str | None = None) -> Table:
     """One row per step of ``explained`` (an ``explaintransaction`` result)."""
     grid = table("#", "rule, and the function that holds it", "compared", "result",
                  title=title or f"the node's check of tx {explained['txid']}", title_justify="left")
-    grid.columns[1].max_width = RULE_WIDTH  # the values get the room: an address on one line
     for number, step in enumerate(explained["steps"], start=1):
         result = "[green]pass[/]" if step["ok"] else "[bold red]FAIL[/]"  # the code: in the verdict
         grid.add_row(str(number), f"{escape(step['rule'])}\n[dim]{escape(step['function'])}[/]",

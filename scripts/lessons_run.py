@@ -73,7 +73,10 @@ def first_difference(committed, executed) -> str | None:
         return f"{len(old)} code cells committed, {len(new)} executed"
     for number, (a, b) in enumerate(zip(old, new), start=1):
         if a != b:
-            return f"code cell {number}: committed {''.join(a)[:300]!r}, now {''.join(b)[:300]!r}"
+            was, now = "".join(a).splitlines(), "".join(b).splitlines()
+            line = next((i for i, (x, y) in enumerate(zip(was, now)) if x != y), min(len(was), len(now)))
+            return (f"code cell {number}, line {line + 1}: committed "
+                    f"{(was[line:line + 1] or ['(nothing)'])[0]!r}, now {(now[line:line + 1] or ['(nothing)'])[0]!r}")
     return None
 
 

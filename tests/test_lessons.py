@@ -56,7 +56,9 @@ def test_a_stale_output_is_caught(tmp_path):
     stale = nbformat.read(path, as_version=4)
     cell = next(c for c in stale.cells if c.cell_type == "code")
     cell.outputs[0].text = cell.outputs[0].text.replace("alice", "alicia")
-    assert lessons.first_difference(stale, committed).startswith("code cell 1: committed ")
+    assert lessons.first_difference(stale, committed) == (
+        "code cell 1, line 1: committed 'alicia  toy1rqssmmpfh936zecsn2hj9ys9efr52fueemg7dm', "
+        "now 'alice  toy1rqssmmpfh936zecsn2hj9ys9efr52fueemg7dm'")
 
 
 def test_the_kernel_is_this_venvs_python(tmp_path):

@@ -30,19 +30,18 @@ what lets the lesson notebooks in docs/lessons/ be checked by the tests.
 """
 
 from dataclasses import dataclass
-from functools import cached_property
 
 from chain.address import decode_address, encode_address
 from chain.amounts import COIN, format_toy
 from chain.block import Block
 from chain.chainstate import ChainState
 from chain.errors import RuleError
-from chain.keys import demo_private_key, owner_of, public_key
 from chain.mining import build_block, sign_tx, solve
 from chain.params import GENESIS_TIME, MAX_BLOCK_SIZE, REGTEST, Network
 from chain.sigcache import SignatureCache
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxIn, TxOut
+from demos.actors import Actor as Account, demo_account
 from display.trace import trace_text
 from node.explain import explain
 from node.mempool import Mempool
@@ -56,32 +55,6 @@ NOW = GENESIS_TIME + 10_000_000  # the lab node's clock: fixed, after every bloc
 def toy(units: int) -> str:
     """``1_000_000_000`` -> ``"10.00000000 TOY"`` (exact: integers of units)."""
     return format_toy(units)
-
-
-@dataclass(frozen=True)
-class Account:
-    """A key and what it owns coins as: the demo account ``name`` (its key
-    is public knowledge, PROTOCOL.md section 2: for lessons only)."""
-    name: str
-
-    @cached_property
-    def secret(self) -> bytes:
-        return demo_private_key(self.name)
-
-    @cached_property
-    def pubkey(self) -> bytes:
-        return public_key(self.secret)
-
-    @cached_property
-    def owner(self) -> bytes:
-        return owner_of(self.pubkey)
-
-    @cached_property
-    def address(self) -> str:
-        return encode_address(self.owner)
-
-    def __repr__(self) -> str:
-        return f"Account({self.name!r}, {self.address})"
 
 
 @dataclass(frozen=True)
@@ -158,7 +131,9 @@ class Lab:
                                sigcache=SignatureCache())
 
     def account(self, name: str) -> Account:
-        return Account(name)
+        """The demo account ``name`` (its key is public knowledge, PROTOCOL.md
+        section 2: for lessons only): ``.address``, ``.owner``, ``.pubkey``."""
+        return demo_account(name)
 
     # -- reading ----------------------------------------------------------------------------
     @property
