@@ -59,7 +59,6 @@ CHAIN_LIMIT = f"at most {MAX_CHAIN} unconfirmed transactions in a chain, this on
 ROOM = "room in the mempool, or a higher fee rate than the transactions it would evict"
 
 
-
 @dataclass
 class Entry:
     tx: Tx
