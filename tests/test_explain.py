@@ -77,6 +77,10 @@ RULE_CODES = {
 def h() -> Harness:
     """Regtest at height 10: alice's coinbase coins of heights 0 and 1 are
     mature for block 11, the others not."""
+    return at_height_10()
+
+
+def at_height_10() -> Harness:
     harness = Harness()
     harness.mine_empty(10)
     return harness
@@ -145,24 +149,31 @@ def test_a_passing_tx_shows_every_check_with_its_values(h):
     assert functions[tx_rules.FINAL] == "chain.tx_rules.check_final"
     assert functions[mempool_module.MIN_FEE] == "node.mempool.Mempool.check"
     alice, bob = encode_address(owner("alice")), encode_address(owner("bob"))
-    values = {step["rule"]: step["values"] for step in answer["steps"]}
-    assert steps_of(answer, tx_rules.OUTPUT_AMOUNT) == [
+    txid = tx.txid.hex()
+    assert [step["values"] for step in answer["steps"]] == [
+        {"version": 1},
+        {"outputs": 2},
+        {"size": 199, "limit": 1_000_000},
         {"output": 0, "amount": 10 * COIN, "to": bob, "running_sum": 10 * COIN, "max_money": MAX_MONEY},
-        {"output": 1, "amount": 39 * COIN, "to": alice, "running_sum": 49 * COIN, "max_money": MAX_MONEY}]
-    assert values[tx_rules.SIZE] == {"size": 199, "limit": 1_000_000}
-    assert values[tx_rules.FINAL] == {"locktime": 0, "height": 11}
-    assert values[tx_rules.COIN_EXISTS] == {"input": 0, "coin": str(coin[0]), "found": True,
-                                            "amount": 50 * COIN, "owner": alice, "height": 0,
-                                            "coinbase": True}
-    assert values[tx_rules.MATURE] == {"input": 0, "coin_height": 0, "height": 11,
-                                       "confirmations": 11, "maturity": 10}
-    assert values[tx_rules.OVERSPEND] == {"total_in": 50 * COIN, "total_out": 49 * COIN, "fee": COIN}
-    assert values[mempool_module.MIN_FEE] == {"fee": COIN, "size": 199, "min_fee_rate": 1, "min_fee": 199}
-    assert values[tx_rules.OWNER] == {"input": 0, "key_owner": alice, "coin_owner": alice}
-    assert values[tx_rules.PUBKEY] == {"input": 0, "pubkey": pub("alice").hex()}
-    assert values[tx_rules.SIGNATURE] == {
-        "input": 0, "sighash": tx.sighash(0, coin[1].txout, REGTEST.magic).hex(),
-        "signature": tx.inputs[0].signature.hex()}
+        {"output": 1, "amount": 39 * COIN, "to": alice, "running_sum": 49 * COIN, "max_money": MAX_MONEY},
+        {"inputs": 1, "distinct_coins": 1},
+        {"inputs": 1},
+        {"locktime": 0, "height": 11},
+        {"txid": txid, "in_mempool": False},
+        {"inputs": 1},
+        {"txid": txid, "confirmed": False},
+        {"input": 0, "coin": str(coin[0]), "found": True, "amount": 50 * COIN, "owner": alice,
+         "height": 0, "coinbase": True},
+        {"input": 0, "coin_height": 0, "height": 11, "confirmations": 11, "maturity": 10},
+        {"input": 0, "amount": 50 * COIN, "running_sum": 50 * COIN, "max_money": MAX_MONEY},
+        {"total_in": 50 * COIN, "total_out": 49 * COIN, "fee": COIN},
+        {"fee": COIN, "size": 199, "min_fee_rate": 1, "min_fee": 199},
+        {"ancestors": 0, "most_descendants": 0, "limit": MAX_CHAIN},
+        {"mempool_bytes": 0, "size": 199, "max_bytes": 32_000_000, "evict": 0},
+        {"input": 0, "pubkey": pub("alice").hex()},
+        {"input": 0, "key_owner": alice, "coin_owner": alice},
+        {"input": 0, "sighash": tx.sighash(0, coin[1].txout, REGTEST.magic).hex(),
+         "signature": tx.inputs[0].signature.hex()}]
     assert len(pool) == 0  # explaining adds nothing
 
 
@@ -279,30 +290,63 @@ def test_every_kind_of_step_is_recorded_passing(h):
     assert set(rules(answer)) == set(TX_RULES) | set(POLICY_RULES) == set(RULE_CODES)
 
 
+def _descendant_limit(h):
+    """A mempool parent with MAX_CHAIN - 1 children: one more child would give
+    it MAX_CHAIN descendants (the limit counts the parent too)."""
+    pool, coin = pool_of(h), genesis_coin(h)
+    parent = make_tx([coin], "alice", [("alice", COIN)] * MAX_CHAIN)
+    pool.accept(parent)
+    children = [make_tx([(OutPoint(parent.txid, i), Coin(COIN, owner("alice"), 11, False))], "alice",
+                        [("bob", COIN - 1000)]) for i in range(MAX_CHAIN)]
+    for child in children[:-1]:
+        pool.accept(child)
+    return pool, children[-1], parent
+
+
 def test_the_failing_values_name_what_was_compared(h):
-    def last(code):
-        pool, tx = FAILURES[code](h)
-        return explained(pool, tx)["steps"][-1]["values"]
-    assert last("bad-txns-in-belowout") == {"total_in": 50 * COIN, "total_out": 50 * COIN + 1}
-    assert last("bad-txns-wrong-owner") == {"input": 0, "key_owner": encode_address(owner("bob")),
-                                            "coin_owner": encode_address(owner("alice"))}
-    assert last("bad-txns-vout-toolarge") == {"output": 0, "amount": MAX_MONEY + 1,
-                                              "max_money": MAX_MONEY}
-    assert last("bad-txns-premature-spend-of-coinbase") == {
-        "input": 0, "coin_height": 2, "height": 11, "confirmations": 9, "maturity": 10}
-    assert last("bad-txns-inputs-missingorspent")["found"] is False
-    assert last("min-relay-fee-not-met") == {"fee": 170, "size": 171, "min_fee_rate": 1, "min_fee": 171}
-    assert last("too-long-mempool-chain") == {"ancestors": MAX_CHAIN, "limit": MAX_CHAIN}
-    assert last("mempool-full") == {"mempool_bytes": 0, "size": 171, "max_bytes": 100,
-                                    "fee": 49 * COIN, "freed": 0}
-    pool, tx = _conflict(h)
-    first = next(iter(pool.entries))
-    assert explained(pool, tx)["steps"][-1]["values"] == {
-        "input": 0, "coin": str(genesis_coin(h)[0]), "spent_by": first.hex()}
+    """The failing step of every code, with every value it compared."""
+    coin = str(genesis_coin(h)[0])
+    alice, bob = encode_address(owner("alice")), encode_address(owner("bob"))
+    expected = {
+        "bad-txns-version": {"version": 2},
+        "bad-txns-vout-empty": {"outputs": 0},
+        "bad-txns-oversize": {"size": 1_000_025, "limit": 1_000_000},
+        "bad-txns-vout-negative": {"output": 1, "amount": -1},
+        "bad-txns-vout-toolarge": {"output": 0, "amount": MAX_MONEY + 1, "max_money": MAX_MONEY},
+        "bad-txns-txouttotal-toolarge": {"output": 1, "amount": 1, "running_sum": MAX_MONEY + 1,
+                                         "max_money": MAX_MONEY},
+        "bad-txns-inputs-duplicate": {"input": 1, "coin": coin},
+        "coinbase": {"inputs": 0},
+        "bad-txns-nonfinal": {"locktime": 12, "height": 11},
+        "bad-txns-inputs-missingorspent": {"input": 0, "coin": "77" * 32 + ":0", "found": False},
+        "bad-txns-premature-spend-of-coinbase": {"input": 0, "coin_height": 2, "height": 11,
+                                                 "confirmations": 9, "maturity": 10},
+        "bad-txns-inputvalues-outofrange": {"input": 1, "amount": 1, "running_sum": MAX_MONEY + 1,
+                                            "max_money": MAX_MONEY},
+        "bad-txns-in-belowout": {"total_in": 50 * COIN, "total_out": 50 * COIN + 1},
+        "min-relay-fee-not-met": {"fee": 170, "size": 171, "min_fee_rate": 1, "min_fee": 171},
+        "too-long-mempool-chain": {"ancestors": MAX_CHAIN, "limit": MAX_CHAIN},
+        "mempool-full": {"mempool_bytes": 0, "size": 171, "max_bytes": 100, "fee": 49 * COIN,
+                         "freed": 0},
+        "bad-txns-bad-pubkey": {"input": 0, "pubkey": "02" + "ff" * 32},
+        "bad-txns-wrong-owner": {"input": 0, "key_owner": bob, "coin_owner": alice},
+    }
+    first = make_tx([genesis_coin(h)], "alice", [("bob", 49 * COIN)]).txid.hex()  # of _in_mempool
+    expected.update({"txn-already-in-mempool": {"txid": first, "in_mempool": True},
+                     "txn-mempool-conflict": {"input": 0, "coin": coin, "spent_by": first},
+                     "txn-already-known": {"txid": first, "confirmed": True}})
+    for code, values in expected.items():
+        pool, tx = FAILURES[code](at_height_10())
+        assert explained(pool, tx)["steps"][-1]["values"] == values, code
     tx = FAULTS["bad-txns-bad-signature"](h)
-    signature = explained(pool_of(h), tx)["steps"][-1]["values"]
-    assert signature == {"input": 0, "sighash": tx.sighash(0, genesis_coin(h)[1].txout, REGTEST.magic).hex(),
-                         "signature": tx.inputs[0].signature.hex()}
+    assert explained(pool_of(h), tx)["steps"][-1]["values"] == {
+        "input": 0, "sighash": tx.sighash(0, genesis_coin(h)[1].txout, REGTEST.magic).hex(),
+        "signature": tx.inputs[0].signature.hex()}
+    pool, child, parent = _descendant_limit(h)
+    answer = explained(pool, child)
+    assert answer["reject_reason"] == "too-long-mempool-chain"
+    assert answer["steps"][-1]["values"] == {"ancestors": 1, "ancestor": parent.txid.hex(),
+                                             "descendants": MAX_CHAIN, "limit": MAX_CHAIN}
 
 
 def test_the_longest_chain_allowed_passes_with_its_count(h):
