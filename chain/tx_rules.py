@@ -150,6 +150,12 @@ def find_spent_coins(tx: Tx, view: CoinView, trace: Trace | None = None) -> list
     return spent
 
 
+def _maturity(index: int, coin: Coin, height: int, net: Network) -> dict:
+    """What the maturity rule compares for input ``index`` (a trace's values)."""
+    return {"input": index, "coin_height": coin.height, "height": height,
+            "confirmations": height - coin.height, "maturity": net.coinbase_maturity}
+
+
 def check_tx_inputs(tx: Tx, spent: list[Coin], height: int, net: Network,
                     trace: Trace | None = None) -> int:
     """Maturity, value ranges and the overspend rule (Core's CheckTxInputs).
@@ -157,17 +163,14 @@ def check_tx_inputs(tx: Tx, spent: list[Coin], height: int, net: Network,
     total_in = 0
     for index, coin in enumerate(spent):
         if coin.coinbase:
-            maturity = {"input": index, "coin_height": coin.height, "height": height,
-                        "confirmations": height - coin.height,
-                        "maturity": net.coinbase_maturity} if trace is not None else None
             if height - coin.height < net.coinbase_maturity:
-                raise rejection(trace, MATURE, check_tx_inputs, maturity,
+                raise rejection(trace, MATURE, check_tx_inputs, _maturity(index, coin, height, net),
                                 "bad-txns-premature-spend-of-coinbase",
                                 f"input {index} spends a coinbase output from height {coin.height} "
                                 f"at height {height}: {height - coin.height} confirmations < "
                                 f"maturity {net.coinbase_maturity}")
             if trace is not None:
-                trace.passed(MATURE, check_tx_inputs, maturity)
+                trace.passed(MATURE, check_tx_inputs, _maturity(index, coin, height, net))
         total_in += coin.amount
         if not money_range(coin.amount) or not money_range(total_in):
             raise rejection(trace, INPUT_RANGE, check_tx_inputs,

@@ -166,20 +166,24 @@ class Mempool:
             trace.passed(NOT_CONFIRMED, Mempool.check, {"txid": txid, "confirmed": False})
         spent = find_spent_coins(tx, self, trace)
         fee = check_tx_inputs(tx, spent, height, net, trace)
-        fee_values = {"fee": fee, "size": tx.size, "min_fee_rate": self.min_fee_rate,
-                      "min_fee": self.min_fee_rate * tx.size} if trace is not None else None
         if fee < self.min_fee_rate * tx.size:
-            raise rejection(trace, MIN_FEE, Mempool.check, fee_values, "min-relay-fee-not-met",
+            raise rejection(trace, MIN_FEE, Mempool.check, self._fee_values(fee, tx),
+                            "min-relay-fee-not-met",
                             f"fee {format_toy(fee)} < {self.min_fee_rate} units/byte x {tx.size} "
                             f"bytes = {format_toy(self.min_fee_rate * tx.size)}")
         if trace is not None:
-            trace.passed(MIN_FEE, Mempool.check, fee_values)
+            trace.passed(MIN_FEE, Mempool.check, self._fee_values(fee, tx))
         parents = {txin.prev_txid for txin in tx.inputs if txin.prev_txid in self.entries}
         ancestors = self._ancestors(parents)
         self._check_chain_limit(ancestors, trace)
         evict = self._room_for(fee, tx.size, ancestors, trace)
         check_authorizations(tx, spent, net.magic, self.sigcache if trace is None else None, trace)
         return fee, parents, evict
+
+    def _fee_values(self, fee: int, tx: Tx) -> dict:
+        """What the fee rule compares (a trace's values)."""
+        return {"fee": fee, "size": tx.size, "min_fee_rate": self.min_fee_rate,
+                "min_fee": self.min_fee_rate * tx.size}
 
     def _reachable(self, start, edge: str) -> set[bytes]:
         """Txids reachable from ``start`` along ``edge`` ("parents" or "children")."""
