@@ -12,6 +12,7 @@ Read it in the order data flows (see README.md, "A tour of the code"):
     params     regtest and devnet parameters, subsidy, the genesis blocks
     errors     RuleError and the table of reject codes
     tx_rules   the rules a transaction must pass (pure functions)
+    trace      the recorder a rule fills in when asked: what explaintransaction shows
     block_rules the rules a block must pass (pure functions)
     coins      coins, coin views and block undo data
     storage    SQLite: blocks, block index, UTXO set, indexes

@@ -7,7 +7,8 @@ gives the cookie of the ``--node`` at the same position, so the demo can
 mine a block there when the network's own miners are slow to (or at once,
 with ``--generate``); without cookies it waits for the network's miners.
 ``--devnet DIR`` takes the nodes, cookies and bank of a devnet started by
-``toychain devnet up --dir DIR``.
+``toychain devnet up --dir DIR``. ``--explain`` adds, after each demo's key
+step, a node's whole check of the transaction (``explaintransaction``).
 
 The exit status is 0 when every claim of every demo run was verified on the
 network, 1 otherwise (a refusal that did not happen, a timeout, a node down).
@@ -100,9 +101,12 @@ def _summary(results: dict[str, dict]) -> Table:
               help="On a running network, mine each block the demo needs at once (needs every "
                    "node's cookie) instead of waiting for the network's miners first.")
 @click.option("--slow", is_flag=True, help="Pause between steps, for a live audience.")
+@click.option("--explain", is_flag=True,
+              help="After the key step, show a node's whole check of the transaction (every rule, "
+                   "the values it compared, where it stopped: explaintransaction).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the steps as JSON lines (format: demos/narrator.py).")
-def demo(name, urls, datadirs, devnet_dir, bank, generate, slow, as_json):
+def demo(name, urls, datadirs, devnet_dir, bank, generate, slow, explain, as_json):
     """Run the demo NAME (or all of them) and narrate every step.
 
     \b
@@ -127,7 +131,7 @@ def demo(name, urls, datadirs, devnet_dir, bank, generate, slow, as_json):
         reason = unavailable(modules[0], len(urls), own=False)
         if reason is not None:
             raise click.UsageError(reason)
-    say = Narrator(as_json=as_json, slow=slow)
+    say = Narrator(as_json=as_json, slow=slow, explain=explain)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a clean stop of our nodes
     try:
         if urls or devnet_dir is not None:

@@ -149,6 +149,9 @@ def run(world: World, say: Narrator) -> dict:
         loser = next(t for t in txids if t != winner)
         done = all(s[winner] and s[winner] >= 1 and s[loser] is None for s in states.values())
         return done and {"winner": winner, "loser": loser, "states": states}
+    refused_at_first = views[first.name]["refused"]
+    world.explain(say, to_bob if refused_at_first == to_bob.txid.hex() else to_carol,
+                  f"{txids[refused_at_first]}, sent again to {first.name}", first)
     miner = world.nodes[len(world.nodes) // 2]
     result = world.new_block(decided, say, miner,
                              "one payment confirmed and the other gone at every node")

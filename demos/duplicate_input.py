@@ -51,6 +51,8 @@ def run(world: World, say: Narrator) -> dict:
                   f"covered, and {toy(twice - coin.amount)} appears from nothing",
              answers=answers)
 
+    world.explain(say, tx, "one coin listed as both inputs")
+
     def build():
         # Refused before its parent even matters (check_block is context-free),
         # so on a busy network the block need not chase the newest tip.

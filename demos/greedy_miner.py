@@ -6,7 +6,9 @@ fees of the block's transactions, and not one unit more. Proof of work says
 the miner spent the effort; it says nothing about the amount. Every node
 adds up subsidy + fees itself while connecting the block and refuses a
 coinbase that claims more (``bad-cb-amount``, the last check of
-``chain.block_rules.connect_block``).
+``chain.block_rules.connect_block``). With ``--explain`` the demo shows the
+node's check of the coinbase alone as a transaction: the transaction rules
+pass its amount, which only the block rule can judge.
 """
 
 from chain.amounts import COIN
@@ -54,6 +56,15 @@ def run(world: World, say: Narrator) -> dict:
                              ["allowed", toy(subsidy)],
                              ["claimed by mallory", toy(subsidy + EXTRA)]]},
              note="Her proof of work is valid: the nodes refuse the amount, not the work.")
+    if say.explain:
+        say.step("the class", "asks to see the check: explaintransaction explains transactions, "
+                              "and this refusal is of a block",
+                 note="So here is mallory's coinbase offered alone, as a transaction: each output "
+                      "amount passes the transaction rules (1,050 TOY is a legal amount), and the "
+                      "check stops because a coinbase exists only inside a block. What caught "
+                      "her is a block rule, which knows the subsidy and the fees: "
+                      "chain/block_rules.py, connect_block, its last check (bad-cb-amount).")
+        world.explain(say, block.txs[0], "mallory's coinbase, offered alone as a transaction")
 
     after, supply_after = world.balances([mallory]), world.supplies()
     tips_after = {n.name: world.tip(n) for n in world.nodes}

@@ -120,6 +120,8 @@ def run(world: World, say: Narrator) -> dict:
              note="Only alice's key can spend alice's coins: the lender has a claim, and must ask "
                   "her (or a court) to pay it.")
 
+    world.explain(say, grab, "the lender's payment of alice's coin to itself")
+
     after = world.balances(people)
     net_worth = after[alice.name]["confirmed"] - owed
     say.step("the network", "shows the on-chain balances, next to alice's net worth",

@@ -17,6 +17,11 @@ page). Every line is one object with ``"demo"`` and ``"type"``:
            (always the last line of a demo; ``outcome["ok"]`` says whether
            every claim the demo makes was verified on the network).
 
+``trace``  {"demo", "type": "trace", "node", "title", "explain": the node's
+           ``explaintransaction`` result} (only with ``--explain``): every check
+           a node ran on the demo's key transaction, with the values it
+           compared, after the step that sent it.
+
 ``skipped`` {"demo", "type": "skipped", "reason"}: ``demo all`` on a network
            where that demo cannot run (e.g. reorg needs its own devnet).
 
@@ -42,6 +47,7 @@ from rich.panel import Panel
 
 from chain.amounts import COIN
 from display.output import console, table as make_table
+from display.trace import print_trace
 
 SLOW_SECONDS = 3.0
 
@@ -59,9 +65,10 @@ def toy(units: int) -> str:
 
 class Narrator:
     def __init__(self, as_json: bool = False, slow: bool = False, out=None,
-                 pause: float = SLOW_SECONDS):
+                 pause: float = SLOW_SECONDS, explain: bool = False):
         self.as_json = as_json
         self.slow = slow
+        self.explain = explain  # show the node's trace of each demo's key transaction
         self.pause = pause
         self.out = out or sys.stdout
         self.console = console(file=self.out, highlight=False)  # unlimited width off a terminal
@@ -101,6 +108,14 @@ class Narrator:
                     "seen_at": seen_at, "note": note, "table": table})
         if not self.as_json:
             self._print_step(actor, action, hope, answers, balances, seen_at, note, table)
+        self._wait()
+
+    def trace(self, node: str, explained: dict, title: str) -> None:
+        """A node's whole check of a transaction (``explaintransaction``)."""
+        self._emit({"demo": self.demo, "type": "trace", "node": node, "title": title,
+                    "explain": explained})
+        if not self.as_json:
+            print_trace(self.console, explained, toy, f"{title}: {node}'s check, step by step")
         self._wait()
 
     def lesson(self, text: str, outcome: dict) -> None:

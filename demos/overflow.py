@@ -59,6 +59,8 @@ def run(world: World, say: Narrator) -> dict:
              note="In 2010 Bitcoin checked inputs >= outputs on the wrapped sum, and the "
                   "transaction passed.")
 
+    world.explain(say, huge, "two outputs of 92 billion TOY")
+
     part = 20_000_000 * COIN
     sneaky = spend([coin], mallory, [(mallory.owner, part), (mallory.owner, part)], world.net)
     running = world.send_everywhere(sneaky)
@@ -66,6 +68,7 @@ def run(world: World, say: Narrator) -> dict:
                         "20,000,000 TOY",
              hope="that only single outputs are checked, not their sum", answers=running,
              note="The running sum of the outputs is checked too, one output at a time.")
+    world.explain(say, sneaky, "two outputs of 20 million TOY")
 
     after, supply_after = world.balances([mallory]), world.supplies()
     say.step("the network", "shows mallory's balance and the money supply after both attempts",

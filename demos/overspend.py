@@ -39,6 +39,7 @@ def run(world: World, say: Narrator) -> dict:
              answers=answers,
              note="Her wallet would have refused to sign this (insufficient funds), so alice "
                   "wrote the transaction by hand. The nodes do not trust wallets: they check.")
+    world.explain(say, tx, "alice's payment of 15 TOY with a 10 TOY coin")
 
     after, supply_after = world.balances([alice, bob]), world.supplies()
     say.step("the network", "shows the balances after the attempt: nothing moved",

@@ -126,6 +126,9 @@ def run(world: World, say: Narrator) -> dict:
              note="The coin is spent by alice's payment to herself, so bob's payment cannot come "
                   "back: alice has the coin, bob has nothing, and the goods are gone.")
 
+    world.explain(say, to_bob, f"bob's payment, sent again to {main[0].name} after the reorg",
+                  main[0])
+
     z_max = 6
     table = [[z, f"{attacker_success(Q, z):.7f}"] for z in range(z_max + 1)]
     safe = confirmations_needed(Q, 0.001)

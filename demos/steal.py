@@ -47,6 +47,8 @@ def run(world: World, say: Narrator) -> dict:
              note="The coin is locked to the hash of alice's public key; mallory's key hashes "
                   "to something else.")
 
+    world.explain(say, own_key, "mallory's payment of alice's coin, signed with her own key")
+
     forged = sign(unsigned([coin], [alice.pubkey], loot), [mallory], [coin], world.net)
     bad_signature = world.send_everywhere(forged)
     say.step("mallory", "tries again: she puts alice's public key in the input (anyone can copy "
@@ -54,6 +56,7 @@ def run(world: World, say: Narrator) -> dict:
              hope="that the nodes only compare the key with the coin's owner", answers=bad_signature,
              note="The key now matches, but the signature was made with mallory's key: it does "
                   "not verify for alice's.")
+    world.explain(say, forged, "alice's public key with mallory's signature")
 
     after, supply_after = world.balances(people), world.supplies()
     say.step("the network", "shows the balances after both attempts", balances=after,

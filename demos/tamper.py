@@ -53,6 +53,8 @@ def run(world: World, say: Narrator) -> dict:
                     "rows": [["to bob", toy(3 * COIN), toy(9 * COIN)],
                              ["change to alice", toy(change), toy(change - 6 * COIN)]]})
 
+    world.explain(say, edited, "the payment as mallory edited it")
+
     honest = world.send(world.nodes[0], genuine)
     world.confirm([genuine.txid.hex()], say)
     after = world.balances(people)

@@ -5,7 +5,8 @@ node's public JSON-RPC (PROTOCOL.md section 8), as any wallet or script
 would: ``sendrawtransaction`` for payments (honest or not), ``submitblock``
 for blocks a miner built, ``getaddresshistory`` for balances,
 ``gettxoutsetinfo`` for the money supply, ``getrecentrejects`` for what a
-node refused from its peers.
+node refused from its peers, ``explaintransaction`` for a node's whole
+check of a transaction (``--explain``).
 
 Admin methods (``generatetoaddress``, ``addnode``, ``disconnectnode``) need
 a node's cookie. On a devnet the demo starts itself (``World.local``) it has
@@ -310,6 +311,13 @@ class World:
         message = next((r["message"] for r in self.rejects(node)
                         if r["kind"] == "block" and r["id"] == block.hash.hex()), result)
         return Answer(node.name, False, result, message)
+
+    def explain(self, say: Narrator, tx: Tx, title: str, node=None) -> None:
+        """With ``--explain`` (``say.explain``): ``node``'s whole check of ``tx``
+        (``explaintransaction``: nothing is sent), told by the narrator."""
+        if say.explain:
+            node = self.node(node)
+            say.trace(node.name, self.call(node, "explaintransaction", tx.raw.hex()), title)
 
     # -- waiting -----------------------------------------------------------------------------------
     @staticmethod

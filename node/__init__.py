@@ -1,6 +1,7 @@
 """The Toychain node: an asyncio shell (aiohttp) around the pure chain core.
 
     mempool   unconfirmed transactions: same rules as blocks, plus policy
+    explain   explaintransaction: the mempool's check, run with a trace
     messages  the P2P message formats and their limits (no I/O)
     peers     one peer's handshake and what it is known to have (no I/O)
     node      the node: chain + mempool + peers, gossip and sync decisions

@@ -17,6 +17,10 @@ refused (``txn-mempool-conflict``), whatever its fee; there is no
 replacement. When the pool is full, a tx may evict the lowest fee-rate
 transactions (with their descendants) only if it pays a higher rate.
 
+``check`` takes an optional ``trace`` (chain/trace.py), handed on to every
+rule function, and records the policy steps itself: that is how
+``explaintransaction`` shows each comparison of the check it really runs.
+
 The mempool is pure state, no I/O: the node calls it and turns what it
 returns into gossip and events.
 """
@@ -34,6 +38,7 @@ from chain.chainstate import ChainState
 from chain.coins import Coin
 from chain.errors import RuleError
 from chain.sigcache import SignatureCache
+from chain.trace import Trace, rejection
 from chain.tx import OutPoint, Tx
 from chain.tx_rules import (check_authorizations, check_final, check_not_coinbase,
                             check_transaction, check_tx_inputs, find_spent_coins)
@@ -44,6 +49,14 @@ DEFAULT_MIN_FEE_RATE = 1  # units per byte
 MAX_ORPHAN_TXS = 100
 ORPHAN_TX_SECONDS = 20 * 60
 EXPIRY_SECONDS = 14 * 24 * 3600
+
+# The policy rules in words, as a trace shows them (chain/trace.py).
+IN_MEMPOOL = "not already in the mempool"
+NO_CONFLICT = "no coin already spent by a mempool transaction (first seen wins)"
+NOT_CONFIRMED = "not already confirmed"
+MIN_FEE = "fee at least the node's minimum fee rate times the size"
+CHAIN_LIMIT = f"at most {MAX_CHAIN} unconfirmed transactions in a chain, this one included"
+ROOM = "room in the mempool, or a higher fee rate than the transactions it would evict"
 
 
 @dataclass
@@ -116,37 +129,58 @@ class Mempool:
         self._add(Entry(tx, fee, self.clock() if time is None else time, parents))
         return fee, evicted
 
-    def check(self, tx: Tx) -> tuple[int, set[bytes], list[bytes]]:
+    def check(self, tx: Tx, trace: Trace | None = None) -> tuple[int, set[bytes], list[bytes]]:
         """Every check of ``accept`` without changing anything: returns the fee,
-        the mempool parents and the txids that would be evicted; or RuleError."""
+        the mempool parents and the txids that would be evicted; or RuleError.
+        With a ``trace`` (chain/trace.py) every step is recorded, the policy
+        steps here, and every signature is verified again (the signature cache
+        is neither read nor filled), so that each one shows."""
         net = self.chain.net
         height = self.chain.height + 1
-        check_transaction(tx)
-        check_not_coinbase(tx)
-        check_final(tx, height)
+        check_transaction(tx, trace)
+        check_not_coinbase(tx, trace)
+        check_final(tx, height, trace)
         txid = tx.txid
         if txid in self.entries:
-            raise RuleError("txn-already-in-mempool", f"tx {txid.hex()} is already in the mempool")
+            raise rejection(trace, IN_MEMPOOL, Mempool.check, {"txid": txid, "in_mempool": True},
+                            "txn-already-in-mempool", f"tx {txid.hex()} is already in the mempool")
+        if trace is not None:
+            trace.passed(IN_MEMPOOL, Mempool.check, {"txid": txid, "in_mempool": False})
         for index, txin in enumerate(tx.inputs):
             other = self.spends.get(txin.outpoint)
             if other is not None:
-                raise RuleError("txn-mempool-conflict",
+                raise rejection(trace, NO_CONFLICT, Mempool.check,
+                                {"input": index, "coin": txin.outpoint, "spent_by": other},
+                                "txn-mempool-conflict",
                                 f"input {index} spends {txin.outpoint}, already spent by mempool "
                                 f"tx {other.hex()} (first seen wins)")
+        if trace is not None:
+            trace.passed(NO_CONFLICT, Mempool.check, {"inputs": len(tx.inputs)})
         if self.chain.store.tx_location(txid) is not None:
-            raise RuleError("txn-already-known", f"tx {txid.hex()} is already confirmed")
-        spent = find_spent_coins(tx, self)
-        fee = check_tx_inputs(tx, spent, height, net)
+            raise rejection(trace, NOT_CONFIRMED, Mempool.check, {"txid": txid, "confirmed": True},
+                            "txn-already-known", f"tx {txid.hex()} is already confirmed")
+        if trace is not None:
+            trace.passed(NOT_CONFIRMED, Mempool.check, {"txid": txid, "confirmed": False})
+        spent = find_spent_coins(tx, self, trace)
+        fee = check_tx_inputs(tx, spent, height, net, trace)
         if fee < self.min_fee_rate * tx.size:
-            raise RuleError("min-relay-fee-not-met",
+            raise rejection(trace, MIN_FEE, Mempool.check, self._fee_values(fee, tx),
+                            "min-relay-fee-not-met",
                             f"fee {format_toy(fee)} < {self.min_fee_rate} units/byte x {tx.size} "
                             f"bytes = {format_toy(self.min_fee_rate * tx.size)}")
+        if trace is not None:
+            trace.passed(MIN_FEE, Mempool.check, self._fee_values(fee, tx))
         parents = {txin.prev_txid for txin in tx.inputs if txin.prev_txid in self.entries}
         ancestors = self._ancestors(parents)
-        self._check_chain_limit(ancestors)
-        evict = self._room_for(fee, tx.size, ancestors)
-        check_authorizations(tx, spent, net.magic, self.sigcache)
+        self._check_chain_limit(ancestors, trace)
+        evict = self._room_for(fee, tx.size, ancestors, trace)
+        check_authorizations(tx, spent, net.magic, self.sigcache if trace is None else None, trace)
         return fee, parents, evict
+
+    def _fee_values(self, fee: int, tx: Tx) -> dict:
+        """What the fee rule compares (a trace's values)."""
+        return {"fee": fee, "size": tx.size, "min_fee_rate": self.min_fee_rate,
+                "min_fee": self.min_fee_rate * tx.size}
 
     def _reachable(self, start, edge: str) -> set[bytes]:
         """Txids reachable from ``start`` along ``edge`` ("parents" or "children")."""
@@ -164,22 +198,36 @@ class Mempool:
     def _descendants(self, txid: bytes) -> set[bytes]:
         return self._reachable(self.entries[txid].children, "children")
 
-    def _check_chain_limit(self, ancestors: set[bytes]) -> None:
+    def _check_chain_limit(self, ancestors: set[bytes], trace: Trace | None = None) -> None:
         if len(ancestors) + 1 > MAX_CHAIN:
-            raise RuleError("too-long-mempool-chain",
+            raise rejection(trace, CHAIN_LIMIT, Mempool.check,
+                            {"ancestors": len(ancestors), "limit": MAX_CHAIN},
+                            "too-long-mempool-chain",
                             f"{len(ancestors)} unconfirmed ancestors + this tx > {MAX_CHAIN}")
+        largest = 0  # the most descendants an ancestor would have
         for ancestor in ancestors:
             family = len(self._descendants(ancestor)) + 2  # the ancestor, its descendants, this tx
             if family > MAX_CHAIN:
-                raise RuleError("too-long-mempool-chain",
+                raise rejection(trace, CHAIN_LIMIT, Mempool.check,
+                                {"ancestors": len(ancestors), "ancestor": ancestor,
+                                 "descendants": family - 1, "limit": MAX_CHAIN},
+                                "too-long-mempool-chain",
                                 f"unconfirmed tx {ancestor.hex()} would have {family - 1} "
                                 f"descendants; a chain holds at most {MAX_CHAIN} txs")
+            largest = max(largest, family - 1)
+        if trace is not None:
+            trace.passed(CHAIN_LIMIT, Mempool.check, {"ancestors": len(ancestors),
+                                                      "most_descendants": largest, "limit": MAX_CHAIN})
 
-    def _room_for(self, fee: int, size: int, keep: set[bytes]) -> list[bytes]:
+    def _room_for(self, fee: int, size: int, keep: set[bytes],
+                  trace: Trace | None = None) -> list[bytes]:
         """Txids to evict (lowest fee rate first, never one in ``keep``: the new
         tx's own ancestors) so ``size`` more bytes fit, or ``mempool-full`` if
         that would evict a rate at least as high."""
         if self.bytes + size <= self.max_bytes:
+            if trace is not None:
+                trace.passed(ROOM, Mempool.check, {"mempool_bytes": self.bytes, "size": size,
+                                                   "max_bytes": self.max_bytes, "evict": 0})
             return []
         plan, freed = [], 0
         for entry in sorted(self.entries.values(), key=lambda e: e.rate):
@@ -193,10 +241,14 @@ class Mempool:
             new = family - set(plan)
             plan += list(new)
             freed += sum(self.entries[t].size for t in new)
+        values = {"mempool_bytes": self.bytes, "size": size, "max_bytes": self.max_bytes,
+                  "fee": fee, "freed": freed}
         if self.bytes - freed + size > self.max_bytes:
-            raise RuleError("mempool-full",
+            raise rejection(trace, ROOM, Mempool.check, values, "mempool-full",
                             f"mempool holds {self.bytes} of {self.max_bytes} bytes and this tx's "
                             f"fee rate {Decimal(fee) / size:.2f} units/byte is not above the lowest")
+        if trace is not None:
+            trace.passed(ROOM, Mempool.check, {**values, "evict": len(plan)})
         return plan
 
     def _add(self, entry: Entry) -> None:

@@ -37,6 +37,7 @@ from chain.errors import RuleError
 from chain.keys import owner_of
 from chain.tx import OutPoint, Tx
 
+from .explain import explain
 from .messages import is_addr
 from .miner import generate, mine
 from .node import USER_AGENT, Node
@@ -52,7 +53,7 @@ PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` compu
 # Calls whose cost grows with the chain, the mempool or the request (up to tens of ms): they
 # take turns (``Turns``). The others cost well under a millisecond and never wait.
 HEAVY = {"listunspent", "getaddresshistory", "getrawmempool", "getblock", "getrawtransaction",
-         "sendrawtransaction", "testmempoolaccept", "submitblock"}
+         "sendrawtransaction", "testmempoolaccept", "explaintransaction", "submitblock"}
 # What one turn of a long call does, about 10 ms at most:
 SCAN_CHUNK = 2000    # mempool entries looked at
 ADDRESS_CHUNK = 100  # addresses decoded
@@ -229,8 +230,13 @@ def testmempoolaccept(node: Node, rawtxs) -> list:
             results.append({"txid": tx.txid.hex(), "allowed": True})
         except RuleError as error:
             results.append({"txid": tx.txid.hex(), "allowed": False,
-                            "reject_reason": error.code, "message": error.message})
+                            "reject_reason": error.code, "message": str(error)})
     return results
+
+
+def explaintransaction(node: Node, hexstring) -> dict:
+    """``testmempoolaccept`` for one tx, with every step it ran (node/explain.py)."""
+    return explain(node.mempool, _decode(Tx.decode, hexstring))
 
 
 def submitblock(node: Node, hexdata):
@@ -538,7 +544,8 @@ def stop(node: Node):
 
 METHODS = {f.__name__: f for f in (
     getblockchaininfo, getbestblockhash, getblockhash, getblockheader, getblock,
-    getrawtransaction, decoderawtransaction, sendrawtransaction, testmempoolaccept, submitblock,
+    getrawtransaction, decoderawtransaction, sendrawtransaction, testmempoolaccept,
+    explaintransaction, submitblock,
     getrawmempool, getmempoolinfo, gettxout, listunspent, getaddresshistory, gettxoutsetinfo,
     getrecentrejects, getpeerinfo, getnetworkinfo, generatetoaddress, addnode, disconnectnode,
     listbanned, clearbanned, stop)}

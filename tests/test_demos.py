@@ -6,7 +6,9 @@ exactly one spend of a double-spent coin survives, and the reorg happens.
 
 The tests check the network themselves (over RPC), not only the outcome the
 demo reports, and read the JSON lines the demo prints: a ``start`` line, numbered
-``step`` lines, a final ``lesson``, and no negative balance anywhere.
+``step`` lines, a final ``lesson``, and no negative balance anywhere. Each demo
+runs with ``--explain``: its ``trace`` lines (a node's explaintransaction of
+the key transaction) stop at the code its story names.
 Then the command itself: ``toychain demo overspend --json`` as a subprocess
 (its own devnet), ``toychain demo all`` against running nodes given by
 ``--node``/``--datadir``, and the usage errors.
@@ -50,15 +52,43 @@ def world(tmp_path_factory):
         yield world
 
 
+# With --explain: the reject code each trace of a demo's key transaction stops at, in order.
+KEY_TRACES = {
+    "overspend": ["bad-txns-in-belowout"],
+    "double-spend": ["txn-mempool-conflict"],
+    "steal": ["bad-txns-wrong-owner", "bad-txns-bad-signature"],
+    "tamper": ["bad-txns-bad-signature"],
+    "overflow": ["bad-txns-vout-toolarge", "bad-txns-txouttotal-toolarge"],
+    "duplicate-input": ["bad-txns-inputs-duplicate"],
+    "greedy-miner": ["coinbase"],
+    "reorg": ["bad-txns-inputs-missingorspent"],
+    "leverage": ["bad-txns-wrong-owner"],
+}
+
+
+def check_traces(lines: list[dict], name: str) -> None:
+    """The ``trace`` lines of demo ``name`` (``--explain``): each a node's
+    explaintransaction answer, stopping at the code the story says."""
+    traces = [line for line in lines if line["type"] == "trace"]
+    assert [t["explain"]["reject_reason"] for t in traces] == KEY_TRACES[name], name
+    for trace in traces:
+        assert set(trace) == {"demo", "type", "node", "title", "explain"} and trace["demo"] == name
+        assert trace["explain"]["allowed"] is False
+        assert trace["explain"]["steps"][-1]["reject_reason"] == trace["explain"]["reject_reason"]
+        assert all(step["ok"] for step in trace["explain"]["steps"][:-1])
+
+
 def play(world: World, module) -> tuple[dict, list[dict]]:
-    """Run one demo; its outcome and its JSON lines, checked for shape."""
+    """Run one demo with ``--explain``; its outcome and its JSON lines, checked
+    for shape (the trace lines too: ``check_traces``)."""
     out = io.StringIO()
-    outcome = module.run(world, Narrator(as_json=True, out=out))
+    outcome = module.run(world, Narrator(as_json=True, out=out, explain=True))
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0]["type"] == "start" and lines[0]["demo"] == module.NAME
     assert lines[-1] == {"demo": module.NAME, "type": "lesson", "lesson": module.LESSON,
                          "outcome": outcome}
-    steps = lines[1:-1]
+    check_traces(lines, module.NAME)
+    steps = [line for line in lines[1:-1] if line["type"] != "trace"]
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
     for step in steps:
         assert set(step) == STEP_FIELDS and step["type"] == "step" and step["demo"] == module.NAME
@@ -224,6 +254,18 @@ def test_forged_blocks_carry_the_bits_the_nodes_require_at_every_height(world):
 
 # -- the command ---------------------------------------------------------------------------------------
 
+def test_demo_explain_for_people_prints_the_trace_table(world):
+    out = io.StringIO()
+    say = Narrator(out=out, explain=True)
+    overspend.run(world, say)
+    text = out.getvalue()
+    assert "alice's payment of 15 TOY with a 10 TOY coin: node1's check, step by step" in text
+    assert "inputs >= outputs: the overspend rule" in text and "chain.tx_rules.check_tx_inputs" in text
+    assert "total_in: 10 TOY" in text and "total_out: 15 TOY" in text
+    assert "refused: bad-txns-in-belowout: inputs 10.00000000 TOY < outputs 15.00000000 TOY" in text
+    assert text.index("signs a payment of 15 TOY") < text.index("step by step") < text.index("lesson")
+
+
 def test_toychain_demo_overspend_json_as_a_subprocess():
     done = subprocess.run([TOYCHAIN, "demo", "overspend", "--json"], capture_output=True, text=True,
                           timeout=120)
@@ -241,7 +283,7 @@ def test_demo_all_against_running_nodes_skips_only_the_reorg(world):
     # The bank on a running network is a demo account: give dave enough for every demo.
     dave = demo_account("dave")
     world.fund(Narrator(as_json=True, out=io.StringIO()), [(dave, 120 * COIN)])
-    args = ["demo", "all", "--json", "--generate", "--bank", "dave"]
+    args = ["demo", "all", "--json", "--generate", "--bank", "dave", "--explain"]
     for node in world.devnet.nodes:
         args += ["--node", node.url, "--datadir", str(node.datadir)]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -253,6 +295,8 @@ def test_demo_all_against_running_nodes_skips_only_the_reorg(world):
     (skipped,) = [line for line in lines if line["type"] == "skipped"]
     assert skipped["demo"] == "reorg" and "without --node" in skipped["reason"]
     assert "setup" not in {line["demo"] for line in lines}  # no devnet of its own
+    for name in lessons:
+        check_traces([line for line in lines if line["demo"] == name], name)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,6 +1,6 @@
 """The layers: no package imports one above it.
 
-    toychain                     the command, the devnet and its dashboard server
+    toychain                     the command, the devnet, its dashboard server, the lab
     wallet, demos                clients of a node: reach it only over JSON-RPC
     client   display   node      the RPC client; how commands print; the daemon
     chain                        the consensus core

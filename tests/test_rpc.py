@@ -289,7 +289,7 @@ def test_transaction_methods(tmp_path):
                 "hex": tx.raw.hex(), "txid": txid, "blockhash": None, "confirmations": 0}
             [result] = await client.call("testmempoolaccept", [tx.raw.hex()])
             assert result == {"txid": txid, "allowed": False, "reject_reason": "txn-already-in-mempool",
-                              "message": f"tx {txid} is already in the mempool"}
+                              "message": f"txn-already-in-mempool: tx {txid} is already in the mempool"}
 
             # An overspend: 10 TOY in, 15 TOY out.
             ten = (OutPoint(tx.txid, 0), Coin(10 * COIN, owner("bob"), 0, False))
@@ -301,7 +301,9 @@ def test_transaction_methods(tmp_path):
             [result] = await client.call("testmempoolaccept", [overspend.raw.hex()])
             assert result == {"txid": overspend.txid.hex(), "allowed": False,
                               "reject_reason": "bad-txns-in-belowout",
-                              "message": "inputs 10.00000000 TOY < outputs 15.00000000 TOY"}
+                              "message": "bad-txns-in-belowout: inputs 10.00000000 TOY < "
+                                         "outputs 15.00000000 TOY"}
+            assert result["message"] == error["message"]  # the same "CODE: sentence" as the error
             # Missing inputs are -26 too.
             ghost = (OutPoint(b"\x11" * 32, 0), Coin(5 * COIN, owner("bob"), 0, False))
             missing = make_tx([ghost], "bob", [("carol", 4 * COIN)])
@@ -401,7 +403,7 @@ def test_hex_input_in_either_case_output_lower_case(tmp_path):
             assert (await client.call("decoderawtransaction", tx.raw.hex().upper()))["txid"] == txid
             assert await client.call("testmempoolaccept", [tx.raw.hex().upper()]) == [
                 {"txid": txid, "allowed": False, "reject_reason": "txn-already-in-mempool",
-                 "message": f"tx {txid} is already in the mempool"}]
+                 "message": f"txn-already-in-mempool: tx {txid} is already in the mempool"}]
             assert await client.call("gettxout", txid.upper(), 0) == {
                 "amount": 50 * COIN - 500, "address": address("bob"), "confirmations": 0,
                 "coinbase": False}

@@ -1,8 +1,9 @@
 """The ``toychain`` command: one group over every layer. ``toychain node``
 runs a node (``node/cli.py``), ``toychain rpc`` calls any RPC method and
 prints the JSON result (``--json``, a habit from the other commands, is
-accepted and changes nothing), and ``wallet``, ``demo`` and ``devnet`` come
-from their packages.
+accepted and changes nothing), ``toychain explain`` shows a node's whole
+check of a transaction (``explain.py``), and ``wallet``, ``demo`` and
+``devnet`` come from their packages.
 
 Bad input gets a one-line error and a non-zero exit, never a traceback.
 """
@@ -19,6 +20,7 @@ from node.cli import node
 from wallet.cli import wallet
 
 from .devnet import devnet
+from .explain import explain
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,3 +63,4 @@ main.add_command(node)
 main.add_command(wallet)
 main.add_command(devnet)
 main.add_command(demo)
+main.add_command(explain)

@@ -4,7 +4,10 @@ Every command takes ``--json`` for scripts, before or after its name, and
 prints tables for people that never cut an address or a txid
 (``display/output.py``). Every failure (wrong password, mistyped address,
 bad amount, insufficient funds, node down, node refusal) prints one clear
-sentence and exits non-zero, with the keystore unchanged.
+sentence and exits non-zero, with the keystore unchanged. ``send
+--explain`` shows the node's whole check of the signed transaction
+(``explaintransaction``, as a table from ``display/trace.py``) before asking
+to send it.
 """
 
 import json
@@ -18,6 +21,7 @@ from chain.amounts import format_toy, parse_toy
 from chain.keys import DEMO_ACCOUNTS
 from client.rpc import RpcClientError
 from display.output import console, json_option, table, wants_json
+from display.trace import print_trace
 
 from . import keystore as ks
 from .builder import InsufficientFunds, build_overspend, build_payment
@@ -51,6 +55,26 @@ class Context:
     def say(self, text: str) -> None:
         """A sentence for people, printed whole (it holds addresses and txids)."""
         self.console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    def explained(self, tx, explain: bool) -> dict | None:
+        """With ``explain``: the node's whole check of ``tx``, printed as a table
+        for people (with ``--json`` it goes into the command's JSON instead)."""
+        if not explain:
+            return None
+        trace = self.node.explain(tx)
+        if not self.as_json:
+            print_trace(self.console, trace, format_toy, "what the node will check, step by step")
+        return trace
+
+    def sent(self, tx, trace: dict | None) -> str:
+        """Send ``tx``; with ``--json`` and a trace, a refusal still prints the
+        trace (``{"explain": ...}``) before the error."""
+        try:
+            return self.node.send(tx)
+        except RpcClientError:
+            if trace is not None and self.as_json:
+                click.echo(json.dumps({"explain": trace}, indent=2))
+            raise
 
     def emit(self, data, text) -> None:
         """``data`` as JSON with ``--json``, else ``text`` (a sentence or a table)."""
@@ -192,6 +216,10 @@ def _amount(text: str) -> int:
 @click.option("--fee-rate", type=click.IntRange(1, MAX_FEE_RATE), default=1, show_default=True,
               metavar="UNITS_PER_BYTE", help="Fee in base units per byte.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--explain", is_flag=True,
+              help="Before asking to send, show every check the node will run on the signed "
+                   "transaction and the values it compares (explaintransaction); with --json "
+                   "the trace is in the output's \"explain\".")
 @click.option("--overspend-anyway", is_flag=True,
               help="When your coins do not cover AMOUNT + fee, sign and send the payment anyway "
                    "(it spends your coins, the 1,000 largest at most, and pays all of AMOUNT), so "
@@ -200,7 +228,7 @@ def _amount(text: str) -> int:
 @json_option
 @click.pass_obj
 @fail_cleanly
-def send(obj: Context, address, amount, fee_rate, yes, overspend_anyway):
+def send(obj: Context, address, amount, fee_rate, yes, explain, overspend_anyway):
     """Pay AMOUNT TOY (for example 1.5) to ADDRESS."""
     to_owner = decode_address(address)
     units = _amount(amount)
@@ -214,42 +242,46 @@ def send(obj: Context, address, amount, fee_rate, yes, overspend_anyway):
     except InsufficientFunds as shortfall:
         if not overspend_anyway:
             raise
-        _overspend(obj, store, usable, to_owner, units, net.magic, f"{shortfall}", yes)
+        _overspend(obj, store, usable, to_owner, units, net.magic, f"{shortfall}", yes, explain)
         return
     summary = (f"Pay {format_toy(payment.amount)} to {address}, fee {format_toy(payment.fee)}, "
                f"change {format_toy(payment.change)}")
+    trace = obj.explained(payment.tx, explain)
     if not yes and not obj.as_json:
         click.confirm(summary + ". Send?", abort=True)
     original = obj.path.read_bytes()
     if payment.change:
         ks.save(store, obj.path, password)  # keep the change key before any coin goes to it
     try:
-        txid = obj.node.send(payment.tx)
+        txid = obj.sent(payment.tx, trace)
     except RpcClientError:
         ks.restore(obj.path, original)  # refused: leave the wallet exactly as it was
         raise
-    obj.emit({"txid": txid, "amount": payment.amount, "fee": payment.fee, "change": payment.change,
-              "to": address}, f"{summary}.\nSent: txid {txid}")
+    result = {"txid": txid, "amount": payment.amount, "fee": payment.fee, "change": payment.change,
+              "to": address}
+    obj.emit(result if trace is None else {**result, "explain": trace}, f"{summary}.\nSent: txid {txid}")
 
 
 def _overspend(obj: Context, store: ks.Keystore, usable, to_owner: bytes, units: int, magic: bytes,
-               shortfall: str, yes: bool) -> None:
+               shortfall: str, yes: bool, explain: bool) -> None:
     """``send --overspend-anyway`` past the wallet's own refusal: sign a tx
     that pays all of ``units`` from the coins there are, and let the node
-    judge it (its refusal is the error this command ends with)."""
+    judge it (its refusal is the error this command ends with; with
+    ``explain``, its whole check is shown first)."""
     tx, coins = build_overspend(store, usable, to_owner, units, magic)
     have = sum(item.coin.amount for item in coins)
     address = encode_address(to_owner)
     summary = (f"The wallet alone would stop here: {shortfall}.\nSigning it anyway "
                f"(--overspend-anyway): {len(coins)} coins worth {format_toy(have)} pay "
                f"{format_toy(units)} to {address}, with no change; the node decides")
-    if not obj.as_json:
-        if yes:
-            obj.say(summary + ".")
-        else:
-            click.confirm(summary + ". Send?", abort=True)
-    txid = obj.node.send(tx)  # the wallet file is untouched: no change key for an overspend
-    obj.emit({"txid": txid, "amount": units, "fee": have - units, "change": 0, "to": address},
+    if not obj.as_json and (yes or explain):
+        obj.say(summary + ".")
+    trace = obj.explained(tx, explain)
+    if not obj.as_json and not yes:
+        click.confirm("Send?" if explain else summary + ". Send?", abort=True)
+    txid = obj.sent(tx, trace)  # the wallet file is untouched: no change key for an overspend
+    result = {"txid": txid, "amount": units, "fee": have - units, "change": 0, "to": address}
+    obj.emit(result if trace is None else {**result, "explain": trace},
              f"The node accepted it: txid {txid}")
 
 

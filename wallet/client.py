@@ -1,6 +1,7 @@
 """What the wallet asks the node: its network, the coins and history of the
-wallet's addresses, and to relay a signed transaction. Nothing secret leaves
-the wallet: only addresses go out, only signed bytes are sent."""
+wallet's addresses, how it would judge a signed transaction
+(``explaintransaction``), and to relay one. Nothing secret leaves the
+wallet: only addresses go out, only signed bytes are sent."""
 
 from chain.address import decode_address
 from chain.coins import Coin
@@ -39,6 +40,10 @@ class NodeClient:
 
     def send(self, tx: Tx) -> str:
         return self.call("sendrawtransaction", tx.raw.hex())
+
+    def explain(self, tx: Tx) -> dict:
+        """Every check the node would run on ``tx``, and its verdict (nothing is sent)."""
+        return self.call("explaintransaction", tx.raw.hex())
 
 
 def spendable(coin_rows: list[dict]) -> tuple[list[Spendable], int]:
