@@ -2,32 +2,46 @@
 
 Theory of operation
 -------------------
-The aiohttp shell (``server.py``) owns the sockets and feeds this class
-text frames (``on_frame``) and connection events; this class answers by
-calling ``peer.send`` and publishing events. Nothing here awaits, so a test
-can drive several nodes in one process and see exactly what happened.
+The shell (``server.py`` over real sockets, or the simulator) owns the
+connections and tells the node what happened: a connection opened or closed,
+a text frame arrived, a frame was written, a timer fired. The node decides
+and leaves *actions* (``actions.py``: send, close, dial, publish) in its
+outbox, which the shell empties with ``take_actions``. Nothing here awaits
+or touches a socket, so a test can run many nodes in one process and see
+exactly what each one did.
+
+The decisions are split by concern into plain classes, each fed the current
+time and returning what to do:
+
+    peers.Peer               one connection: handshake, ping, what it knows
+    txrequest.TxRequests     which tx to ask of which peer
+    blocksync.BlockDownload  which block bodies to ask of which peer
+    addrman.AddrBook         addresses of other nodes
+    banlist.BanList          who is refused, and until when
+    orphans.TxOrphanage      txs waiting for a parent
+
+This class glues them: it parses each frame (``messages.parse``) and
+dispatches it by ``HANDLERS``, an explicit table from message type to
+handler. Messages other than ``version``/``verack`` are ignored until the
+handshake is done.
 
 *Gossip.* Every tx accepted to the mempool and every block connected is
-announced at once by ``inv`` to each peer not known to have it (announcements
-are batched per event-loop tick). A peer asks with ``getdata``; we never
-echo an item back to a peer that sent or announced it.
+announced by ``inv`` to each peer not known to have it; announcements are
+batched until the outbox is next emptied. A peer asks with ``getdata``; we
+never echo an item back to a peer that sent or announced it.
 
-*Sync* is headers first: after the handshake each side sends ``getheaders``
-with its locator; headers are checked and added to the block index, and
-the missing bodies are downloaded from every peer that has them, at most 16
-in flight per peer, re-asked elsewhere after a timeout. Blocks may arrive in
-any order: the chain state connects them once they are contiguous.
-
-*Punishment* is decided from the typed result, never a message string:
-malformed frames and consensus-invalid headers or blocks disconnect and ban
-the peer; a policy refusal, an invalid loose transaction, an orphan, a
-too-new or mutated block do not.
+*Punishment* comes from two places only: a frame that breaks the protocol
+(``messages.Misbehaviour``) and a header or block whose reject code the
+fault table marks ``PUNISH`` (``error.fault.block & PUNISH``). A policy
+refusal, an invalid loose transaction, an orphan, a too-new or mutated
+block are never punished.
 """
 
+import json
 import logging
 import random
 import time as _time
-from collections import OrderedDict, deque
+from collections import deque
 
 from chain.address import encode_address
 from chain.block import Block
@@ -36,55 +50,145 @@ from chain.errors import ORPHAN, PUNISH, REMEMBER, RuleError
 from chain.tx import Tx
 
 from . import messages as m
-from .events import EventBus
+from .actions import Action, Close, Dial, Publish, Send, Stop
+from .addrman import AddrBook
+from .banlist import BanList
+from .blocksync import BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
+from .orphans import TxOrphanage
 from .peers import Peer
+from .txrequest import TxRequests
 
 log = logging.getLogger("toychain")
 
-BAN_SECONDS = 600
-MAX_BLOCKS_IN_FLIGHT = 16
-BLOCK_TIMEOUT = 20.0
-MAX_KNOWN_ADDRS = 1000
 MAX_RECENT_REJECTS = 100
 MAX_OUTBOUND = 8
-TX_REQUEST_SECONDS = 30.0
 MAX_REJECTED_TXIDS = 50_000
+PING_SECONDS = 30.0
+PING_TIMEOUT = 60.0
 USER_AGENT = "/toychain:0.1.0/"
 
 
 class Node:
-    def __init__(self, chain: ChainState, mempool: Mempool, events: EventBus | None = None,
-                 listen: str | None = None, clock=_time.time, max_outbound: int = MAX_OUTBOUND):
+    def __init__(self, chain: ChainState, mempool: Mempool, listen: str | None = None,
+                 clock=_time.time, rng: random.Random | None = None,
+                 max_outbound: int = MAX_OUTBOUND):
         self.chain = chain
         self.net = chain.net
         self.mempool = mempool
-        self.events = events or EventBus()
         self.listen = listen
         self.clock = clock
+        self.rng = rng or random.SystemRandom()
         self.max_outbound = max_outbound
-        self.nonce = random.getrandbits(63)
+        self.nonce = self.rng.getrandbits(63)
         self.peers: dict[int, Peer] = {}
-        self.bans: dict[str, tuple[float, str]] = {}
-        self.known_addrs: OrderedDict[str, None] = OrderedDict()
+        self.banlist = BanList()
+        self.addrs = AddrBook()
+        self.tx_requests = TxRequests()
+        self.blocks = BlockDownload(chain)
+        self.orphans = TxOrphanage()
         self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
-        self.wanted_blocks: OrderedDict[bytes, int] = OrderedDict()  # hash -> height
-        self.requested: dict[bytes, int] = {}  # block hash -> peer id
-        self.tx_requests: dict[bytes, float] = {}
         self.rejected_txids: set[bytes] = set()  # not fetched again until the tip moves
-        self.dial = None          # set by the shell: dial(addr) opens an outbound connection
-        self.schedule_flush = None  # set by the shell: run flush_announcements soon
-        self.request_stop = None  # set by the shell: begin a clean shutdown
+        self.on_actions = None  # set by the shell: called when the outbox stops being empty
+        self._outbox: list[Action] = []
         self._next_peer_id = 0
 
+    # -- the outbox -------------------------------------------------------------------------
+    def _do(self, action: Action) -> None:
+        if not self._outbox and self.on_actions is not None:
+            self.on_actions()
+        self._outbox.append(action)
+
+    def _send(self, peer: Peer, message: dict) -> None:
+        peer.queued += 1
+        self._do(Send(peer.id, json.dumps(message, separators=(",", ":"))))
+
+    def _publish(self, event: str, **fields) -> None:
+        self._do(Publish(event, fields))
+
+    def take_actions(self) -> list[Action]:
+        """Everything decided since the last call, announcements flushed, in order."""
+        self._flush_announcements()
+        actions, self._outbox = self._outbox, []
+        return actions
+
+    # -- what the shell reports -------------------------------------------------------------
+    def inbound_opened(self, addr: str) -> tuple[int | None, list[Action]]:
+        """An inbound connection from ``addr``: its peer id."""
+        peer = self._new_peer(addr, inbound=True)
+        return peer.id, self.take_actions()
+
+    def outbound_opened(self, addr: str) -> tuple[int, list[Action]]:
+        """We dialled ``addr`` and it answered: its peer id. We speak first."""
+        peer = self._new_peer(addr, inbound=False)
+        self._send(peer, self._version_msg())
+        return peer.id, self.take_actions()
+
+    def outbound_failed(self, addr: str) -> list[Action]:
+        """A dial to ``addr`` failed."""
+        self.addrs.manual_lost(addr, self.clock())
+        return self.take_actions()
+
+    def frame(self, peer_id: int, text: str) -> list[Action]:
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            self._on_frame(peer, text)
+        return self.take_actions()
+
+    def bad_frame(self, peer_id: int, reason: str) -> list[Action]:
+        """A frame the shell could not hand over as text (binary, oversize, broken)."""
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            self.punish(peer, reason)
+        return self.take_actions()
+
+    def sent(self, peer_id: int, nbytes: int) -> list[Action]:
+        """The shell wrote a frame of ``nbytes`` bytes to the peer."""
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            peer.queued -= 1
+        return self.take_actions()
+
+    def reading(self, peer_id: int) -> bool:
+        """Should the shell read the next frame from this peer now?"""
+        return peer_id in self.peers
+
+    def closed(self, peer_id: int, reason: str) -> list[Action]:
+        """The connection is gone (either side closed it)."""
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            self._forget(peer, reason)
+        return self.take_actions()
+
+    def timer(self) -> list[Action]:
+        """Housekeeping (the shell calls it every few seconds): pings, request
+        timeouts, expired bans and mempool entries."""
+        now = self.clock()
+        for peer in list(self.peers.values()):
+            if not peer.handshake_done:
+                continue
+            if peer.ping_nonce is not None and now - peer.ping_sent > PING_TIMEOUT:
+                self._close(peer, "ping timeout")
+                continue
+            if peer.ping_nonce is None and now - peer.ping_sent > PING_SECONDS:
+                peer.ping_nonce = self.rng.getrandbits(63)
+                peer.ping_sent = now
+                self._send(peer, {"type": "ping", "nonce": peer.ping_nonce})
+        self._dial_manual(now)
+        self.blocks.expire(now)
+        self.tx_requests.expire(now)
+        self.banlist.expire(now)
+        self._after_mempool_removal(self.mempool.expire(now))
+        self._schedule_downloads()
+        return self.take_actions()
+
     # -- peers -----------------------------------------------------------------------------
-    def new_peer(self, addr: str, inbound: bool, send, close) -> Peer:
+    def _new_peer(self, addr: str, inbound: bool) -> Peer:
         self._next_peer_id += 1
-        peer = Peer(self._next_peer_id, addr, inbound, send, close)
+        peer = Peer(self._next_peer_id, addr, inbound, self.clock())
         self.peers[peer.id] = peer
-        if not inbound:
-            peer.send(self._version_msg())
+        self.blocks.add_peer(peer.id)
         return peer
 
     def _version_msg(self) -> dict:
@@ -95,157 +199,138 @@ class Node:
                 "user_agent": USER_AGENT, "listen": self.listen}
 
     def is_banned(self, key: str) -> bool:
-        ban = self.bans.get(key)
-        if ban and ban[0] <= self.clock():
-            del self.bans[key]
-            return False
-        return ban is not None
+        return self.banlist.is_banned(key, self.clock())
 
-    def peer_closed(self, peer: Peer, reason: str) -> None:
+    def _close(self, peer: Peer, reason: str) -> None:
+        self._do(Close(peer.id, reason))
+        self._forget(peer, reason)
+
+    def _forget(self, peer: Peer, reason: str) -> None:
         if self.peers.pop(peer.id, None) is None:
             return
-        for hash_ in peer.blocks_in_flight:
-            self.requested.pop(hash_, None)
+        self.blocks.remove_peer(peer.id)
+        if not peer.inbound:
+            self.addrs.manual_lost(peer.addr, self.clock())
         if peer.handshake_done:
             log.info("peer %s disconnected: %s", peer.ban_key, reason)
-            self.events.publish("peer_disconnected", id=peer.id, addr=peer.ban_key, reason=reason)
+            self._publish("peer_disconnected", id=peer.id, addr=peer.ban_key, reason=reason)
         self._schedule_downloads()
 
     def punish(self, peer: Peer, reason: str) -> None:
-        self.bans[peer.ban_key] = (self.clock() + BAN_SECONDS, reason)
-        log.warning("banning peer %s for %d s: %s", peer.ban_key, BAN_SECONDS, reason)
-        peer.close(f"banned: {reason}")
-        self.peer_closed(peer, f"banned: {reason}")
+        self.banlist.ban(peer.ban_key, reason, self.clock())
+        log.warning("banning peer %s: %s", peer.ban_key, reason)
+        self._close(peer, f"banned: {reason}")
 
     def disconnect(self, key: str) -> bool:
+        """The ``disconnectnode`` RPC: close every connection to ``key``."""
         found = False
         for peer in list(self.peers.values()):
-            if peer.ban_key == key or peer.addr == key:
-                peer.close("disconnectnode")
-                self.peer_closed(peer, "disconnectnode")
+            if key in (peer.ban_key, peer.addr):
+                self._close(peer, "disconnectnode")
                 found = True
         return found
 
     def connected_keys(self) -> set[str]:
         return {p.ban_key for p in self.peers.values()} | {p.addr for p in self.peers.values()}
 
+    def add_peer(self, addr: str, persistent: bool = True) -> None:
+        """The ``addnode`` RPC and ``--peer``: dial ``addr`` now and, if
+        ``persistent``, again whenever the connection is lost."""
+        self.addrs.add_manual(addr, persistent)
+        self._dial_manual(self.clock())
+
+    def _dial_manual(self, now: float) -> None:
+        for addr in self.addrs.due(now):
+            if self.is_banned(addr) or addr in self.connected_keys():
+                self.addrs.manual_lost(addr, now)
+            else:
+                self._do(Dial(addr))
+
+    def request_stop(self) -> None:
+        self._do(Stop())
+
     # -- frames ------------------------------------------------------------------------------
-    def on_frame(self, peer: Peer, text: str) -> None:
+    def _on_frame(self, peer: Peer, text: str) -> None:
         try:
             msg = m.parse(text)
         except Misbehaviour as error:
             self.punish(peer, str(error))
             return
-        if msg is None or peer.id not in self.peers:
-            return
-        kind = msg["type"]
-        if kind == "version":
-            self._on_version(peer, msg)
-        elif kind == "verack":
-            self._on_verack(peer)
-        elif peer.handshake_done:
-            getattr(self, f"_on_{kind}")(peer, msg)
+        if msg is None:
+            return  # an unknown type: ignored (forward compatibility)
+        handler, before_handshake = HANDLERS[msg["type"]]
+        if before_handshake or peer.handshake_done:
+            handler(self, peer, msg)
 
     def _on_version(self, peer: Peer, msg: dict) -> None:
         if peer.version is not None:
             return
         if msg["network"] != self.net.name or msg["genesis"] != self.net.genesis.hash:
             log.info("peer %s is on another network (%s): closing", peer.addr, msg["network"])
-            peer.close("other network")
-            self.peer_closed(peer, "other network")
+            self._close(peer, "other network")
             return
         if msg["nonce"] == self.nonce:
-            peer.close("connected to self")
-            self.peer_closed(peer, "connected to self")
+            self._close(peer, "connected to self")
             return
         peer.version = msg
         peer.listen = msg["listen"]
         peer.height = msg["height"]
         peer.user_agent = msg["user_agent"]
         if self.is_banned(peer.ban_key):
-            peer.close("banned")
-            self.peer_closed(peer, "banned")
+            self._close(peer, "banned")
             return
         if peer.inbound:
-            peer.send(self._version_msg())
-            peer.send({"type": "verack"})
+            self._send(peer, self._version_msg())
+            self._send(peer, {"type": "verack"})
         elif peer.verack_received:
             self._handshake_done(peer)
 
-    def _on_verack(self, peer: Peer) -> None:
+    def _on_verack(self, peer: Peer, msg: dict) -> None:
         if peer.version is None or peer.handshake_done:
             return
         peer.verack_received = True
         if not peer.inbound:
-            peer.send({"type": "verack"})
+            self._send(peer, {"type": "verack"})
         self._handshake_done(peer)
 
     def _handshake_done(self, peer: Peer) -> None:
         peer.handshake_done = True
+        if not peer.inbound:
+            self.addrs.manual_connected(peer.addr)
         if peer.listen:
             self._learn_addr(peer.ban_key)
         log.info("peer %s connected (%s, height %d, %s)", peer.ban_key,
                  "inbound" if peer.inbound else "outbound", peer.height, peer.user_agent)
-        self.events.publish("peer_connected", id=peer.id, addr=peer.ban_key,
-                            inbound=peer.inbound, height=peer.height)
-        peer.send(m.getheaders_msg(self.chain.locator()))
+        self._publish("peer_connected", id=peer.id, addr=peer.ban_key, inbound=peer.inbound,
+                      height=peer.height)
+        self._send(peer, m.getheaders_msg(self.chain.locator()))
         if not peer.inbound:
-            peer.send({"type": "getaddr"})
+            self._send(peer, {"type": "getaddr"})
 
     # -- liveness and addresses ----------------------------------------------------------------
     def _on_ping(self, peer: Peer, msg: dict) -> None:
-        peer.send({"type": "pong", "nonce": msg["nonce"]})
+        self._send(peer, {"type": "pong", "nonce": msg["nonce"]})
 
     def _on_pong(self, peer: Peer, msg: dict) -> None:
         if msg["nonce"] == peer.ping_nonce:
             peer.ping_nonce = None
 
     def _on_getaddr(self, peer: Peer, msg: dict) -> None:
-        addrs = [a for a in self.known_addrs if a != peer.ban_key]
+        addrs = [a for a in self.addrs if a != peer.ban_key]
         if self.listen:
             addrs.append(self.listen)
-        peer.send({"type": "addr", "addrs": addrs[-m.MAX_ADDRS:]})
+        self._send(peer, {"type": "addr", "addrs": addrs[-m.MAX_ADDRS:]})
 
     def _on_addr(self, peer: Peer, msg: dict) -> None:
         for addr in msg["addrs"]:
             self._learn_addr(addr)
 
     def _learn_addr(self, addr: str) -> None:
-        if addr == self.listen or addr in self.known_addrs:
+        if addr == self.listen or not self.addrs.learn(addr):
             return
-        self.known_addrs[addr] = None
-        while len(self.known_addrs) > MAX_KNOWN_ADDRS:
-            self.known_addrs.popitem(last=False)
         outbound = sum(1 for p in self.peers.values() if not p.inbound)
-        if (self.dial and outbound < self.max_outbound and addr not in self.connected_keys()
-                and not self.is_banned(addr)):
-            self.dial(addr)
-
-    def tick(self) -> None:
-        """Periodic housekeeping (the shell calls it every few seconds):
-        pings, block request timeouts, expired bans and mempool entries."""
-        now = self.clock()
-        for peer in list(self.peers.values()):
-            if not peer.handshake_done:
-                continue
-            if peer.ping_nonce is not None and now - peer.ping_sent > 60:
-                peer.close("ping timeout")
-                self.peer_closed(peer, "ping timeout")
-                continue
-            if peer.ping_nonce is None and now - peer.ping_sent > 30:
-                peer.ping_nonce = random.getrandbits(63)
-                peer.ping_sent = now
-                peer.send({"type": "ping", "nonce": peer.ping_nonce})
-            for hash_, asked in list(peer.blocks_in_flight.items()):
-                if now - asked > BLOCK_TIMEOUT:
-                    del peer.blocks_in_flight[hash_]
-                    self.requested.pop(hash_, None)
-        for txid in [t for t, asked in self.tx_requests.items() if now - asked > TX_REQUEST_SECONDS]:
-            del self.tx_requests[txid]
-        for key in [k for k in self.bans if self.bans[k][0] <= now]:
-            del self.bans[key]
-        self._after_mempool_removal(self.mempool.expire(now))
-        self._schedule_downloads()
+        if outbound < self.max_outbound and addr not in self.connected_keys() and not self.is_banned(addr):
+            self._do(Dial(addr))
 
     # -- announcements --------------------------------------------------------------------------
     def announce(self, kind: str, hash_: bytes, skip: Peer | None = None) -> None:
@@ -254,17 +339,13 @@ class Node:
                 continue
             peer.mark_known(kind, hash_)
             peer.pending_inv.append((kind, hash_))
-        if self.schedule_flush:
-            self.schedule_flush()
-        else:
-            self.flush_announcements()
 
-    def flush_announcements(self) -> None:
+    def _flush_announcements(self) -> None:
         for peer in self.peers.values():
             if peer.pending_inv:
                 items, peer.pending_inv = peer.pending_inv, []
                 for start in range(0, len(items), m.MAX_INV):
-                    peer.send(m.inv(items[start:start + m.MAX_INV]))
+                    self._send(peer, m.inv(items[start:start + m.MAX_INV]))
 
     # -- inventory ------------------------------------------------------------------------------
     def _on_inv(self, peer: Peer, msg: dict) -> None:
@@ -273,23 +354,19 @@ class Node:
         for kind, hash_ in msg["items"]:
             peer.mark_known(kind, hash_)
             if kind == "tx":
-                if (hash_ in self.mempool or hash_ in self.mempool.orphans
+                if (hash_ in self.mempool or hash_ in self.orphans
                         or hash_ in self.tx_requests or hash_ in self.rejected_txids):
                     continue
-                self.tx_requests[hash_] = now
+                self.tx_requests.requested(hash_, now)
                 want.append((kind, hash_))
             else:
                 entry = self.chain.index.get(hash_)
                 if entry is not None:
                     peer.height = max(peer.height, entry.height)
-                if (entry is not None and entry.status & HAVE_DATA) or hash_ in self.requested \
-                        or self.chain.invalid_reason(hash_) or hash_ in self.chain.orphans:
-                    continue
-                self.requested[hash_] = peer.id
-                peer.blocks_in_flight[hash_] = now
-                want.append((kind, hash_))
+                if self.blocks.announced(peer.id, hash_, now):
+                    want.append((kind, hash_))
         if want:
-            peer.send(m.inv(want, "getdata"))
+            self._send(peer, m.inv(want, "getdata"))
 
     def _on_getdata(self, peer: Peer, msg: dict) -> None:
         missing = []
@@ -299,23 +376,23 @@ class Node:
                 missing.append((kind, hash_))
                 continue
             peer.mark_known(kind, hash_)
-            peer.send(m.tx_msg(item) if kind == "tx" else m.block_msg(item))
+            self._send(peer, m.tx_msg(item) if kind == "tx" else m.block_msg(item))
         if missing:
-            peer.send(m.inv(missing, "notfound"))
+            self._send(peer, m.inv(missing, "notfound"))
 
     def _on_notfound(self, peer: Peer, msg: dict) -> None:
         for kind, hash_ in msg["items"]:
-            if kind == "block" and peer.blocks_in_flight.pop(hash_, None) is not None:
-                self.requested.pop(hash_, None)
-            elif kind == "tx":
-                self.tx_requests.pop(hash_, None)
+            if kind == "block":
+                self.blocks.answered(peer.id, hash_)
+            else:
+                self.tx_requests.received(hash_)
         self._schedule_downloads()
 
     # -- transactions ---------------------------------------------------------------------------
     def _on_tx(self, peer: Peer, msg: dict) -> None:
         tx = msg["tx"]
         peer.mark_known("tx", tx.txid)
-        self.tx_requests.pop(tx.txid, None)
+        self.tx_requests.received(tx.txid)
         try:
             self.accept_tx(tx, peer.ban_key, relay_skip=peer)
         except RuleError as error:
@@ -324,16 +401,20 @@ class Node:
                     self.rejected_txids.clear()
                 self.rejected_txids.add(tx.txid)
             if error.fault.tx & ORPHAN:
-                self.mempool.add_orphan(tx, peer.ban_key)
-                parents = [("tx", txin.prev_txid) for txin in tx.inputs
-                           if txin.prev_txid not in self.mempool and txin.prev_txid not in self.tx_requests
-                           and self.chain.store.tx_location(txin.prev_txid) is None]
-                if parents:
-                    for _, txid in parents:
-                        self.tx_requests[txid] = self.clock()
-                    peer.send(m.inv(parents, "getdata"))
+                self._keep_orphan(peer, tx)
             # No decodable loose tx is punished (the fault table): the peer may
             # simply have seen a different block or mempool than we have.
+
+    def _keep_orphan(self, peer: Peer, tx: Tx) -> None:
+        now = self.clock()
+        self.orphans.add(tx, peer.ban_key, now)
+        parents = [("tx", txin.prev_txid) for txin in tx.inputs
+                   if txin.prev_txid not in self.mempool and txin.prev_txid not in self.tx_requests
+                   and self.chain.store.tx_location(txin.prev_txid) is None]
+        if parents:
+            for _, txid in parents:
+                self.tx_requests.requested(txid, now)
+            self._send(peer, m.inv(parents, "getdata"))
 
     def accept_tx(self, tx: Tx, source: str = "rpc", relay_skip: Peer | None = None) -> int:
         """Mempool acceptance, relay, events; raises RuleError (recorded) on refusal."""
@@ -344,10 +425,10 @@ class Node:
                 self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
             raise
         log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
-        self.events.publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
+        self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])
         self.announce("tx", tx.txid, skip=relay_skip)
-        for orphan, orphan_source in self.mempool.orphans_spending(tx.txid):
+        for orphan, orphan_source in self.orphans.take_children(tx.txid):
             try:
                 self.accept_tx(orphan, orphan_source)
             except RuleError:
@@ -359,17 +440,17 @@ class Node:
         self.recent_rejects.appendleft({
             "time": int(self.clock()), "kind": kind, "id": hash_.hex(),
             "reject_reason": error.code, "message": error.message, "source": source})
-        self.events.publish(f"{kind}_rejected", id=hash_.hex(), reject_reason=error.code,
-                            message=error.message, source=source)
+        self._publish(f"{kind}_rejected", id=hash_.hex(), reject_reason=error.code,
+                      message=error.message, source=source)
 
     def _after_mempool_removal(self, removed: list[tuple[Tx, str]]) -> None:
         for tx, reason in removed:
-            self.events.publish("tx_removed", txid=tx.txid.hex(), reason=reason)
+            self._publish("tx_removed", txid=tx.txid.hex(), reason=reason)
 
     # -- headers and blocks ----------------------------------------------------------------------
     def _on_getheaders(self, peer: Peer, msg: dict) -> None:
         headers = self.chain.headers_after(msg["locator"], msg["stop"], m.MAX_HEADERS)
-        peer.send(m.headers_msg(headers))
+        self._send(peer, m.headers_msg(headers))
 
     def _on_headers(self, peer: Peer, msg: dict) -> None:
         headers = msg["headers"]
@@ -383,57 +464,31 @@ class Node:
                 last = self.chain.accept_header(header)
             except RuleError as error:
                 if error.fault.block & ORPHAN:
-                    peer.send(m.getheaders_msg(self.chain.locator()))
+                    self._send(peer, m.getheaders_msg(self.chain.locator()))
                 elif error.fault.block & PUNISH:
                     self.punish(peer, f"invalid header {header.hash.hex()}: {error}")
                     return
                 break
             peer.mark_known("block", header.hash)
-            if not last.status & HAVE_DATA and not last.failed and last.hash not in self.wanted_blocks:
-                self.wanted_blocks[last.hash] = last.height
+            self.blocks.header_added(last)
         if last is not None:
             peer.height = max(peer.height, last.height)
             if len(headers) == m.MAX_HEADERS:
-                peer.send(m.getheaders_msg([last.hash] + self.chain.locator()))
+                self._send(peer, m.getheaders_msg([last.hash] + self.chain.locator()))
         self._schedule_downloads()
 
     def _schedule_downloads(self) -> None:
-        """Ask each peer for wanted bodies it can serve, lowest heights first,
-        keeping at most MAX_BLOCKS_IN_FLIGHT requests open per peer. Only the
-        front of ``wanted_blocks`` is walked: bodies leave it as they arrive."""
-        peers = sorted((p for p in self.peers.values() if p.handshake_done),
-                       key=lambda p: len(p.blocks_in_flight))
-        now = self.clock()
-        for peer in peers:
-            room = MAX_BLOCKS_IN_FLIGHT - len(peer.blocks_in_flight)
-            ask, done = [], []
-            for hash_, height in self.wanted_blocks.items():
-                if room <= 0 or height > peer.height:
-                    break
-                if self._have_block(hash_):
-                    done.append(hash_)
-                elif hash_ not in self.requested:
-                    self.requested[hash_] = peer.id
-                    peer.blocks_in_flight[hash_] = now
-                    ask.append(("block", hash_))
-                    room -= 1
-            for hash_ in done:
-                del self.wanted_blocks[hash_]
-            if ask:
-                peer.send(m.inv(ask, "getdata"))
-
-    def _have_block(self, hash_: bytes) -> bool:
-        entry = self.chain.index.get(hash_)
-        return entry is None or bool(entry.status & HAVE_DATA) or entry.failed
+        heights = {p.id: p.height for p in self.peers.values() if p.handshake_done}
+        for peer_id, hashes in self.blocks.schedule(heights, self.clock()).items():
+            self._send(self.peers[peer_id], m.inv([("block", h) for h in hashes], "getdata"))
 
     def _on_block(self, peer: Peer, msg: dict) -> None:
         block = msg["block"]
         peer.mark_known("block", block.hash)
-        if peer.blocks_in_flight.pop(block.hash, None) is not None:
-            self.requested.pop(block.hash, None)
+        self.blocks.answered(peer.id, block.hash)
         outcome = self.accept_block(block, peer.ban_key)
         if outcome.status == "orphan":
-            peer.send(m.getheaders_msg(self.chain.locator()))
+            self._send(peer, m.getheaders_msg(self.chain.locator()))
         elif outcome.error is not None and outcome.error.fault.block & PUNISH:
             self.punish(peer, f"invalid block {block.hash.hex()}: {outcome.error}")
             return
@@ -445,28 +500,46 @@ class Node:
     def accept_block(self, block: Block, source: str = "rpc"):
         """Process a block from anywhere; update the mempool, relay, publish events."""
         outcome = self.chain.process_block(block)
-        self.wanted_blocks.pop(block.hash, None)
+        self.blocks.block_processed(block.hash)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
         if outcome.error is not None and outcome.status != "orphan":
             self._record_reject("block", block.hash, outcome.error, source)
         for gone in outcome.disconnected:
             log.info("disconnected block %s", gone.hash.hex())
-            self.events.publish("block_disconnected", hash=gone.hash.hex(),
-                                txids=[tx.txid.hex() for tx in gone.txs])
+            self._publish("block_disconnected", hash=gone.hash.hex(),
+                          txids=[tx.txid.hex() for tx in gone.txs])
         for new in outcome.connected:
             entry = self.chain.index[new.hash]
             log.info("connected block %s at height %d (%d txs) from %s", new.hash.hex(),
                      entry.height, len(new.txs), source)
-            self.events.publish("block_connected", hash=new.hash.hex(), height=entry.height,
-                                prev_hash=new.header.prev_hash.hex(), time=new.header.time,
-                                miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
-                                source=source)
+            self._publish("block_connected", hash=new.hash.hex(), height=entry.height,
+                          prev_hash=new.header.prev_hash.hex(), time=new.header.time,
+                          miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
+                          source=source)
         if outcome.connected or outcome.disconnected:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
             removed = self.mempool.update_for_chain(outcome.connected, outcome.disconnected)
             self._after_mempool_removal(removed)
         return outcome
+
+
+# message type -> (handler, acted on before the handshake is done)
+HANDLERS = {
+    "version": (Node._on_version, True),
+    "verack": (Node._on_verack, True),
+    "ping": (Node._on_ping, False),
+    "pong": (Node._on_pong, False),
+    "getaddr": (Node._on_getaddr, False),
+    "addr": (Node._on_addr, False),
+    "inv": (Node._on_inv, False),
+    "getdata": (Node._on_getdata, False),
+    "notfound": (Node._on_notfound, False),
+    "tx": (Node._on_tx, False),
+    "getheaders": (Node._on_getheaders, False),
+    "headers": (Node._on_headers, False),
+    "block": (Node._on_block, False),
+}
 
 
 def _miner_address(block: Block) -> str | None:

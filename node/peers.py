@@ -1,6 +1,13 @@
-"""One connected peer, as the node sees it: handshake progress, what it is
-known to have, what we asked it for. No I/O: ``send`` and ``close`` are
-callables given by the connection that owns the socket.
+"""One connected peer, as the node sees it: the session state machine.
+
+No I/O: the node creates a ``Peer`` when the shell reports a new connection
+and forgets it when the shell reports it closed. A peer goes through
+
+    opened -> version received -> verack received -> handshake done
+
+(the dialler sends ``version`` first; the listener answers ``version`` +
+``verack``; the dialler answers ``verack``). Before the handshake is done
+only ``version`` and ``verack`` are acted on.
 
 The *ban key* identifies a peer process, not a socket: an outbound peer is
 the "host:port" we dialled; an inbound one is its host with the port it
@@ -8,20 +15,17 @@ announced in ``listen`` (its source port if none), so one misbehaving
 process on 127.0.0.1 does not get every other local node banned.
 """
 
-import time
 from collections import OrderedDict
 
 KNOWN_LIMIT = 100_000
 
 
 class Peer:
-    def __init__(self, peer_id: int, addr: str, inbound: bool, send, close):
+    def __init__(self, peer_id: int, addr: str, inbound: bool, now: float):
         self.id = peer_id
         self.addr = addr
         self.inbound = inbound
-        self.send = send
-        self.close = close
-        self.connected_since = int(time.time())
+        self.connected_since = int(now)
         self.version: dict | None = None
         self.verack_received = False
         self.handshake_done = False
@@ -30,9 +34,9 @@ class Peer:
         self.listen: str | None = None
         self.known: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self.pending_inv: list[tuple[str, bytes]] = []
-        self.blocks_in_flight: dict[bytes, float] = {}
         self.ping_nonce: int | None = None
-        self.ping_sent = 0.0
+        self.ping_sent = now
+        self.queued = 0  # frames handed to the shell and not yet written
 
     @property
     def ban_key(self) -> str:

@@ -32,6 +32,7 @@ from chain.pow import compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 from node import rpc
+from node.node import HANDLERS
 from node.server import NodeServer
 
 from .helpers import make_tx, owner
@@ -94,29 +95,30 @@ def rejects_for(server, txid: bytes) -> list[dict]:
     return [r for r in call(server, "getrecentrejects") if r["id"] == txid.hex()]
 
 
-def record_calls(server, method: str) -> list:
-    """Wrap ``server.node.<method>(peer, msg)`` (a message handler looked up by name in
-    ``Node.on_frame``) to record every (peer, msg) it is given."""
+def record_calls(monkeypatch, server, kind: str) -> list:
+    """Record every (peer, msg) of type ``kind`` that ``server``'s node dispatches
+    (through the table ``node.node.HANDLERS``)."""
     seen = []
-    original = getattr(server.node, method)
+    handler, early = HANDLERS[kind]
 
-    def wrapper(peer, msg):
-        seen.append((peer, msg))
-        return original(peer, msg)
-    setattr(server.node, method, wrapper)
+    def wrapper(node, peer, msg):
+        if node is server.node:
+            seen.append((peer, msg))
+        return handler(node, peer, msg)
+    monkeypatch.setitem(HANDLERS, kind, (wrapper, early))
     return seen
 
 
 def record_closes(server) -> list[tuple[str, str]]:
     """Record (peer addr, reason) of every connection the node closes or loses."""
     seen = []
-    original = server.node.peer_closed
+    original = server.node._forget
 
     def wrapper(peer, reason):
         if peer.id in server.node.peers:
             seen.append((peer.addr, reason))
         return original(peer, reason)
-    server.node.peer_closed = wrapper
+    server.node._forget = wrapper
     return seen
 
 
@@ -259,13 +261,13 @@ def without_pow(block: Block) -> Block:
 
 # -- 1, 2: gossip -----------------------------------------------------------------------------------
 
-def test_tx_submitted_to_one_node_reaches_all_five_mempools(tmp_path):
+def test_tx_submitted_to_one_node_reaches_all_five_mempools(tmp_path, monkeypatch):
     async def scenario():
         async with Network(tmp_path, 5, topology="line") as net:
             call(net.nodes[0], "generatetoaddress", 10, address("alice"))
             await net.wait_synced()
             assert {s.node.chain.height for s in net.nodes} == {10}
-            received = [record_calls(s, "_on_tx") for s in net.nodes]
+            received = [record_calls(monkeypatch, s, "tx") for s in net.nodes]
             events = [Events(s) for s in net.nodes]
 
             origin = net.nodes[2]
@@ -289,10 +291,10 @@ def test_tx_submitted_to_one_node_reaches_all_five_mempools(tmp_path):
     run(scenario())
 
 
-def test_block_mined_on_one_node_reaches_every_node(tmp_path):
+def test_block_mined_on_one_node_reaches_every_node(tmp_path, monkeypatch):
     async def scenario():
         async with Network(tmp_path, 5, topology="line") as net:
-            received = [record_calls(s, "_on_block") for s in net.nodes]
+            received = [record_calls(monkeypatch, s, "block") for s in net.nodes]
             miner = net.nodes[4]
             (block_hash,) = call(miner, "generatetoaddress", 1, address("carol"))
             await wait_for(lambda: all(s.node.chain.tip.hash.hex() == block_hash for s in net.nodes),
@@ -308,7 +310,7 @@ def test_block_mined_on_one_node_reaches_every_node(tmp_path):
 
 # -- 3: headers-first sync of a late joiner from several peers ---------------------------------
 
-def test_late_joiner_syncs_520_blocks_and_downloads_from_several_peers(tmp_path):
+def test_late_joiner_syncs_520_blocks_and_downloads_from_several_peers(tmp_path, monkeypatch):
     async def scenario():
         async with Network(tmp_path, 1, topology="none") as net:
             a = net.nodes[0]
@@ -323,7 +325,7 @@ def test_late_joiner_syncs_520_blocks_and_downloads_from_several_peers(tmp_path)
             # C dials both A and B; count the blocks each of them serves to C.
             served = {}
             for name, server in (("a", a), ("b", b)):
-                served[name] = record_calls(server, "_on_getdata")
+                served[name] = record_calls(monkeypatch, server, "getdata")
             c = await start_node(tmp_path / "c", [a.node.listen, b.node.listen])
             net.nodes.append(c)
             c_events = Events(c)
@@ -341,11 +343,11 @@ def test_late_joiner_syncs_520_blocks_and_downloads_from_several_peers(tmp_path)
             assert from_a and from_b, f"A served {len(from_a)} blocks, B served {len(from_b)}"
             assert sorted(from_a + from_b) == sorted(bytes.fromhex(h) for h in hashes), \
                 "every block fetched exactly once, from one of the two peers"
-            assert not c.node.wanted_blocks and not c.node.requested
+            assert not c.node.blocks.wanted and not c.node.blocks.requested
     run(scenario())
 
 
-def test_sync_longer_than_one_headers_message(tmp_path):
+def test_sync_longer_than_one_headers_message(tmp_path, monkeypatch):
     """2,100 blocks: more than the 2,000 headers one message may carry, so the joiner must
     ask again from the last header it got."""
     async def scenario():
@@ -354,7 +356,7 @@ def test_sync_longer_than_one_headers_message(tmp_path):
             call(a, "generatetoaddress", 2100, address("alice"))
             b = await start_node(tmp_path / "b", [a.node.listen])
             net.nodes.append(b)
-            headers_seen = record_calls(b, "_on_headers")
+            headers_seen = record_calls(monkeypatch, b, "headers")
             await wait_for(lambda: b.node.chain.tip.hash == a.node.chain.tip.hash, 60,
                            "B synced 2,100 blocks")
             sizes = [len(msg["headers"]) for _, msg in headers_seen]
@@ -643,7 +645,7 @@ def test_frame_of_exactly_4MiB_is_not_punished(tmp_path, unused_listen):
                     await peer.ping()
                 except (ConnectionError, AssertionError) as error:
                     raise AssertionError(f"a frame of exactly 4 MiB closed the connection: "
-                                         f"bans {server.node.bans}") from error
+                                         f"bans {server.node.banlist.bans}") from error
                 assert call(server, "listbanned") == []
                 assert key in peer_keys(server)
             finally:
@@ -687,7 +689,7 @@ def test_messages_before_verack_are_ignored_but_bad_frames_still_close(tmp_path,
                 await peer.expect("getheaders")
                 await peer.ping()  # processed in order: everything before it has been handled
                 assert rejects_for(server, overspend.txid) == []
-                assert server.node.bans == {}
+                assert server.node.banlist.bans == {}
             finally:
                 await peer.close()
 
@@ -700,7 +702,7 @@ def test_messages_before_verack_are_ignored_but_bad_frames_still_close(tmp_path,
                 await peer.wait_closed()
             finally:
                 await peer.close()
-            await wait_for(lambda: rude in server.node.bans, 5, "the ban")
+            await wait_for(lambda: rude in server.node.banlist.bans, 5, "the ban")
             assert [entry["addr"] for entry in call(server, "listbanned")] == [rude]
     run(scenario())
 
@@ -732,7 +734,7 @@ def test_invalid_or_refused_txs_and_orphan_or_mutated_blocks_are_not_punished(
                     assert (reject["reject_reason"], reject["source"]) == (code, key)
                     assert tx.txid not in honest.node.mempool
                     await evil.ping()  # still connected
-                    assert honest.node.bans == {}
+                    assert honest.node.banlist.bans == {}
 
                 # Consensus-invalid loose txs: an overspend and a bad signature.
                 overspend = make_tx([c0], "alice", [("mallory", c0[1].amount + 1)])
@@ -771,7 +773,7 @@ def test_invalid_or_refused_txs_and_orphan_or_mutated_blocks_are_not_punished(
                 assert orphan.hash in honest.node.chain.orphans
                 assert honest.node.chain.tip.hash == tip
                 await evil.ping()
-                assert honest.node.bans == {}
+                assert honest.node.banlist.bans == {}
 
                 chain = honest.node.chain
 
@@ -784,7 +786,7 @@ def test_invalid_or_refused_txs_and_orphan_or_mutated_blocks_are_not_punished(
                     assert (rejects[0]["kind"], rejects[0]["reject_reason"], rejects[0]["source"]) \
                         == ("block", code, key)
                     assert chain.invalid_reason(block.hash) is None  # not cached as invalid
-                    assert chain.tip.hash == tip and honest.node.bans == {}
+                    assert chain.tip.hash == tip and honest.node.banlist.bans == {}
 
                 # A block too far in the future: it may become valid later.
                 too_new = block_on_tip(chain, time_=int(time.time()) + 3 * 3600)
