@@ -51,13 +51,13 @@ from chain.tx import Tx
 
 from . import messages as m
 from .actions import Action, Close, Dial, Publish, Send, Stop
-from .addrman import AddrBook
+from .addrman import MAX_KNOWN_ADDRS, AddrBook
 from .banlist import BanList
-from .blocksync import BlockDownload
+from .blocksync import MAX_BLOCKS_IN_FLIGHT, BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
-from .orphans import TxOrphanage
-from .peers import Peer
+from .orphans import MAX_ORPHAN_TXS, TxOrphanage
+from .peers import KNOWN_LIMIT, Peer
 from .txrequest import TxRequests
 
 log = logging.getLogger("toychain")
@@ -66,6 +66,7 @@ MAX_RECENT_REJECTS = 100
 MAX_OUTBOUND = 8
 MAX_REJECTED_TXIDS = 50_000
 PING_SECONDS = 30.0
+TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
 PING_TIMEOUT = 60.0
 USER_AGENT = "/toychain:0.1.0/"
 
@@ -162,7 +163,7 @@ class Node:
         return self.take_actions()
 
     def timer(self) -> list[Action]:
-        """Housekeeping (the shell calls it every few seconds): pings, request
+        """Housekeeping (the shell calls it every TIMER_SECONDS): pings, request
         timeouts, expired bans and mempool entries."""
         now = self.clock()
         for peer in list(self.peers.values()):
@@ -182,6 +183,23 @@ class Node:
         self._after_mempool_removal(self.mempool.expire(now))
         self._schedule_downloads()
         return self.take_actions()
+
+    def limits(self) -> list[tuple[str, int, int | None]]:
+        """Every container this node keeps, as (name, size now, bound or None if
+        unbounded). The simulator checks them after every event."""
+        rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
+                ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
+                ("orphan txs", len(self.orphans), MAX_ORPHAN_TXS),
+                ("address book", len(self.addrs.known), MAX_KNOWN_ADDRS),
+                ("bans", len(self.banlist.bans), None),
+                ("tx requests", len(self.tx_requests.asked), None),
+                ("wanted blocks", len(self.blocks.wanted), None)]
+        for peer in self.peers.values():
+            rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
+                     (f"peer {peer.id} blocks in flight", len(self.blocks.in_flight[peer.id]),
+                      MAX_BLOCKS_IN_FLIGHT),
+                     (f"peer {peer.id} send queue (frames)", peer.queued, None)]
+        return rows
 
     # -- peers -----------------------------------------------------------------------------
     def _new_peer(self, addr: str, inbound: bool) -> Peer:

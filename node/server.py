@@ -6,7 +6,7 @@ peer connection gets a ``PeerLink``: a reader that hands every text frame to
 node answers with actions (``actions.py``): ``Send`` goes to a link's
 outbox, ``Close`` ends a link, ``Dial`` opens an outbound connection,
 ``Publish`` goes to the event bus, ``Stop`` ends the server. A timer calls
-``Node.timer`` every ``TICK_SECONDS``. ``/`` serves the live dashboard page
+``Node.timer`` every ``TIMER_SECONDS``. ``/`` serves the live dashboard page
 for this node (``dashboard_server.py``).
 
 Security defaults: bind 127.0.0.1; admin RPC methods need
@@ -41,7 +41,7 @@ from .events import EventBus
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
 from .miner import Miner
-from .node import Node
+from .node import TIMER_SECONDS, Node
 
 log = logging.getLogger("toychain")
 
@@ -50,7 +50,6 @@ SEND_QUEUE_LIMIT = 10_000
 # only frames *over* 4 MiB, so a frame of exactly 4 MiB must get through.
 WS_MAX_MSG_SIZE = MAX_FRAME_BYTES + 1
 MAX_RPC_BODY = 8 * 1024 * 1024
-TICK_SECONDS = 1.0
 DIAL_TIMEOUT = 10.0
 
 
@@ -163,7 +162,7 @@ class NodeServer:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(TIMER_SECONDS)
             self._carry_out(self.node.timer())
 
     # -- carrying out the node's decisions -------------------------------------------------------
