@@ -53,7 +53,7 @@ from . import messages as m
 from .actions import Action, Close, Dial, Publish, Send, Stop
 from .addrman import MAX_KNOWN_ADDRS, AddrBook
 from .banlist import BanList
-from .blocksync import MAX_BLOCKS_IN_FLIGHT, BlockDownload
+from .blocksync import BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
 from .orphans import MAX_ORPHAN_TXS, TxOrphanage
@@ -177,7 +177,8 @@ class Node:
                 peer.ping_sent = now
                 self._send(peer, {"type": "ping", "nonce": peer.ping_nonce})
         self._dial_manual(now)
-        self.blocks.expire(now)
+        for peer_id in self.blocks.timed_out(now):
+            self._close(self.peers[peer_id], "block download timeout")
         self.tx_requests.expire(now)
         self.banlist.expire(now)
         self._after_mempool_removal(self.mempool.expire(now))
@@ -192,12 +193,10 @@ class Node:
                 ("orphan txs", len(self.orphans), MAX_ORPHAN_TXS),
                 ("address book", len(self.addrs.known), MAX_KNOWN_ADDRS),
                 ("bans", len(self.banlist.bans), None),
-                ("tx requests", len(self.tx_requests.asked), None),
-                ("wanted blocks", len(self.blocks.wanted), None)]
+                ("tx requests", len(self.tx_requests.asked), None)]
+        rows += self.blocks.limits()
         for peer in self.peers.values():
             rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
-                     (f"peer {peer.id} blocks in flight", len(self.blocks.in_flight[peer.id]),
-                      MAX_BLOCKS_IN_FLIGHT),
                      (f"peer {peer.id} send queue (frames)", peer.queued, None)]
         return rows
 
@@ -206,7 +205,7 @@ class Node:
         self._next_peer_id += 1
         peer = Peer(self._next_peer_id, addr, inbound, self.clock())
         self.peers[peer.id] = peer
-        self.blocks.add_peer(peer.id)
+        self.blocks.add_peer(peer.id, preferred=not inbound)
         return peer
 
     def _version_msg(self) -> dict:
@@ -367,7 +366,7 @@ class Node:
 
     # -- inventory ------------------------------------------------------------------------------
     def _on_inv(self, peer: Peer, msg: dict) -> None:
-        want = []
+        want, ask_headers = [], False
         now = self.clock()
         for kind, hash_ in msg["items"]:
             peer.mark_known(kind, hash_)
@@ -381,10 +380,16 @@ class Node:
                 entry = self.chain.index.get(hash_)
                 if entry is not None:
                     peer.height = max(peer.height, entry.height)
-                if self.blocks.announced(peer.id, hash_, now):
+                    self.blocks.peer_has(peer.id, entry)
+                elif self.blocks.announced_unknown(peer.id, hash_, now):
                     want.append((kind, hash_))
+                elif not self.chain.invalid_reason(hash_):
+                    ask_headers = True
         if want:
             self._send(peer, m.inv(want, "getdata"))
+        if ask_headers:  # someone else is fetching it: learn that this peer has it too
+            self._send(peer, m.getheaders_msg(self.chain.locator()))
+        self._schedule_downloads()
 
     def _on_getdata(self, peer: Peer, msg: dict) -> None:
         missing = []
@@ -401,7 +406,7 @@ class Node:
     def _on_notfound(self, peer: Peer, msg: dict) -> None:
         for kind, hash_ in msg["items"]:
             if kind == "block":
-                self.blocks.answered(peer.id, hash_)
+                self.blocks.not_found(peer.id, hash_)
             else:
                 self.tx_requests.received(hash_)
         self._schedule_downloads()
@@ -488,37 +493,42 @@ class Node:
                     return
                 break
             peer.mark_known("block", header.hash)
-            self.blocks.header_added(last)
         if last is not None:
+            self.blocks.peer_has(peer.id, last)
             peer.height = max(peer.height, last.height)
             if len(headers) == m.MAX_HEADERS:
                 self._send(peer, m.getheaders_msg([last.hash] + self.chain.locator()))
         self._schedule_downloads()
 
     def _schedule_downloads(self) -> None:
-        heights = {p.id: p.height for p in self.peers.values() if p.handshake_done}
-        for peer_id, hashes in self.blocks.schedule(heights, self.clock()).items():
-            self._send(self.peers[peer_id], m.inv([("block", h) for h in hashes], "getdata"))
+        now = self.clock()
+        for peer_id in self.blocks.order():
+            peer = self.peers[peer_id]
+            if peer.handshake_done:
+                hashes = self.blocks.next_requests(peer_id, now)
+                if hashes:
+                    self._send(peer, m.inv([("block", h) for h in hashes], "getdata"))
 
     def _on_block(self, peer: Peer, msg: dict) -> None:
         block = msg["block"]
         peer.mark_known("block", block.hash)
-        self.blocks.answered(peer.id, block.hash)
-        outcome = self.accept_block(block, peer.ban_key)
+        outcome = self.accept_block(block, peer.ban_key, requested=self.blocks.asked(peer.id, block.hash))
         if outcome.status == "orphan":
             self._send(peer, m.getheaders_msg(self.chain.locator()))
         elif outcome.error is not None and outcome.error.fault.block & PUNISH:
             self.punish(peer, f"invalid block {block.hash.hex()}: {outcome.error}")
             return
         entry = self.chain.index.get(block.hash)
-        if entry is not None:
+        if entry is not None and not entry.failed:
             peer.height = max(peer.height, entry.height)
+            self.blocks.peer_has(peer.id, entry)
         self._schedule_downloads()
 
-    def accept_block(self, block: Block, source: str = "rpc"):
-        """Process a block from anywhere; update the mempool, relay, publish events."""
-        outcome = self.chain.process_block(block)
-        self.blocks.block_processed(block.hash)
+    def accept_block(self, block: Block, source: str = "rpc", requested: bool = True):
+        """Process a block from anywhere; update the mempool, relay, publish events.
+        ``requested``: False for a block a peer sent without being asked."""
+        self.blocks.received(block.hash)
+        outcome = self.chain.process_block(block)  # MERGE: process_block(block, requested, source) (core branch)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
         if outcome.error is not None and outcome.status != "orphan":

@@ -11,6 +11,7 @@ time) and ``events`` (a count per kind). ``Node.timer`` runs every
 ``TIMER_SECONDS`` of simulated time, as in ``server.py``.
 """
 
+import json
 import random
 from collections import Counter
 from functools import partial
@@ -45,6 +46,8 @@ class HonestNode(Endpoint):
         self.peer_of: dict[Side, int] = {}
         self.accepted: dict[bytes, float] = {}
         self.events: Counter = Counter()
+        self.sent_types: Counter = Counter()  # frames this node wrote, by message type
+        self.closes: Counter = Counter()      # connections this node closed, by reason
         self.banned_honest: list[tuple[str, str]] = []  # (peer, reason): must stay empty
         self.after_apply = None  # called with this node after each batch of actions (invariants)
         sim.every(TIMER_SECONDS, lambda: self.apply(self.node.timer()),
@@ -55,10 +58,12 @@ class HonestNode(Endpoint):
         for action in actions:
             match action:
                 case Send(peer, text):
+                    self.sent_types[json.loads(text)["type"]] += 1
                     self.sim.send(self.side_of[peer], text)
                 case Close(peer, reason):
                     side = self.side_of.pop(peer)
                     del self.peer_of[side]
+                    self.closes[reason] += 1
                     if reason.startswith("banned") and side.remote.honest:
                         self.banned_honest.append((side.remote.name, reason))
                     self.sim.close(side, reason)

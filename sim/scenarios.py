@@ -30,7 +30,7 @@ from . import invariants
 from .adversaries import PrivateMiner, random_adversary
 from .funding import funds, owner, pay
 from .honest import HonestNode
-from .network import START_TIME, Simulation
+from .network import LATENCY, START_TIME, Simulation
 
 CONVERGE_SECONDS = 180.0   # after the last heal, all honest nodes on the most-work tip by then
 SETTLE_ROUNDS = 8          # blocks mined at the end to empty the mempools
@@ -67,10 +67,11 @@ class World:
     coins: list = field(default_factory=list)
 
     @classmethod
-    def build(cls, seed: int, honest: int, max_outbound: int = 2, line: bool = False) -> "World":
+    def build(cls, seed: int, honest: int, max_outbound: int = 2, line: bool = False,
+              latency: tuple[float, float] = LATENCY) -> "World":
         """``honest`` nodes, each dialling up to two random earlier ones (or, with
         ``line``, just the previous one and nothing it learns: a strict line)."""
-        sim = Simulation(seed)
+        sim = Simulation(seed, latency=latency)
         world = cls(sim, coins=list(funds()))
         sim.rng.shuffle(world.coins)
         for i in range(honest):
@@ -123,7 +124,7 @@ class World:
     def mine_at(self, node: HonestNode) -> None:
         node.mine(owner(self.sim.rng.choice(RECIPIENTS)))
 
-    def settle(self, within: float = 60.0) -> None:
+    def settle(self, within: float = 10.0) -> None:
         """Mine until every honest mempool is empty and every node agrees."""
         for _ in range(SETTLE_ROUNDS):
             self.sim.run_for(within, lambda: invariants.converged(self.honest)

@@ -343,7 +343,7 @@ def test_late_joiner_syncs_520_blocks_and_downloads_from_several_peers(tmp_path,
             assert from_a and from_b, f"A served {len(from_a)} blocks, B served {len(from_b)}"
             assert sorted(from_a + from_b) == sorted(bytes.fromhex(h) for h in hashes), \
                 "every block fetched exactly once, from one of the two peers"
-            assert not c.node.blocks.wanted and not c.node.blocks.requested
+            assert not c.node.blocks.requests
     run(scenario())
 
 

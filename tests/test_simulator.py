@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS
 from sim import invariants
+from sim.adversaries import ForkHeaders, NotFounder, Withholder
 from sim.scenarios import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +77,64 @@ def test_block_mined_at_one_end_reaches_every_node_of_a_line():
     assert sim.run_for(5, lambda: invariants.converged(nodes))
     assert all(n.chain.tip.hash == tip for n in nodes)
     assert all(n.events["block_connected"] == 1 for n in nodes)
+
+
+# -- block download ----------------------------------------------------------------------------
+
+def syncing_world(seed: int, blocks: int):
+    """An honest node H ``blocks`` ahead, and a victim V (fresh) that will dial it."""
+    world = World.build(seed, 1)
+    (h,) = world.honest
+    for _ in range(blocks):
+        world.mine_at(h)
+    return world, h, world.add_honest("v")
+
+
+def test_fork_headers_without_bodies_do_not_stop_sync_from_an_honest_peer():
+    """Issue 10: a peer sends 20 headers of a fork and never the blocks. Today they
+    sit at the front of the download queue: the victim stays behind its honest peer
+    for good, asking both peers for blocks only the attacker claims, in a loop."""
+    for length, answer in ((20, "notfound"), (20, None), (45, "notfound"), (45, None)):
+        world, h, v = syncing_world(11, 30)  # H at 41; the fork ends at 31 or (more work) 56
+        fork = ForkHeaders(world.sim, "fork", 30_001, length=length, answer=answer)
+        world.place(fork, dials=0, dialled_by=0)
+        World.connect(v, fork)
+        world.sim.run_for(1.0)  # the fork's headers arrive first
+        World.connect(v, h)
+        assert world.sim.run_for(30, lambda: v.chain.tip.hash == h.chain.tip.hash), \
+            f"V stuck at {v.chain.height}, H at {h.chain.height} (fork {length}, {answer})"
+        getdata_before = v.sent_types["getdata"]
+        world.sim.run_for(BLOCK_TIMEOUT + 60)
+        assert v.sent_types["getdata"] - getdata_before < 20, "V keeps asking for the fork"
+        # A peer that sits on requested blocks is dropped (not banned) after the timeout;
+        # one that answers notfound is simply asked for nothing more on that branch.
+        stalled = answer is None
+        assert v.closes["block download timeout"] == (1 if stalled else 0)
+        assert v.node.banlist.bans == {}
+
+
+def race_world(seed: int, adversary_kind):
+    """M mines; V hears of it through a line M - R1 - R2 - V (three hops) and
+    from the adversary A, which M tells directly and which tells V (two hops):
+    A is always first to announce to V. Every link has the same latency."""
+    world = World.build(seed, 4, line=True, latency=(0.01, 0.01))
+    m_, r1, r2, v = world.honest
+    adversary = adversary_kind(world.sim, "a", 30_001)
+    world.place(adversary, dials=0, dialled_by=0)
+    World.connect(v, adversary)
+    World.connect(m_, adversary)
+    world.sim.run_for(3)
+    return world, m_, v, adversary
+
+
+@pytest.mark.parametrize("kind", [Withholder, NotFounder])
+def test_block_announced_first_by_a_peer_that_never_delivers_still_arrives(kind):
+    """Issue 10, censorship by announcing first: today the first peer to announce a
+    block owns its request, and the honest announcers are never asked."""
+    world, m_, v, adversary = race_world(3, kind)
+    world.mine_at(m_)
+    tip = m_.chain.tip.hash
+    started = world.sim.now
+    assert world.sim.run_for(10, lambda: v.chain.tip.hash == tip), "the block never reached V"
+    assert world.sim.now - started < STALL_SECONDS + 1
+    assert v.node.banlist.bans == {}
