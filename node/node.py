@@ -58,7 +58,7 @@ from .mempool import Mempool
 from .messages import Misbehaviour
 from .orphans import MAX_ORPHAN_TXS, TxOrphanage
 from .peers import KNOWN_LIMIT, Peer
-from .txrequest import TxRequests
+from .txrequest import TxRequestTracker
 
 log = logging.getLogger("toychain")
 
@@ -86,7 +86,7 @@ class Node:
         self.peers: dict[int, Peer] = {}
         self.banlist = BanList()
         self.addrs = AddrBook()
-        self.tx_requests = TxRequests()
+        self.tx_requests = TxRequestTracker(self.rng)
         self.blocks = BlockDownload(chain)
         self.orphans = TxOrphanage()
         self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
@@ -180,6 +180,7 @@ class Node:
         for peer_id in self.blocks.timed_out(now):
             self._close(self.peers[peer_id], "block download timeout")
         self.tx_requests.expire(now)
+        self._request_txs()
         self.banlist.expire(now)
         self._after_mempool_removal(self.mempool.expire(now))
         self._schedule_downloads()
@@ -192,9 +193,8 @@ class Node:
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
                 ("orphan txs", len(self.orphans), MAX_ORPHAN_TXS),
                 ("address book", len(self.addrs.known), MAX_KNOWN_ADDRS),
-                ("bans", len(self.banlist.bans), None),
-                ("tx requests", len(self.tx_requests.asked), None)]
-        rows += self.blocks.limits()
+                ("bans", len(self.banlist.bans), None)]
+        rows += self.blocks.limits() + self.tx_requests.limits()
         for peer in self.peers.values():
             rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
                      (f"peer {peer.id} send queue (frames)", peer.queued, None)]
@@ -206,6 +206,7 @@ class Node:
         peer = Peer(self._next_peer_id, addr, inbound, self.clock())
         self.peers[peer.id] = peer
         self.blocks.add_peer(peer.id, preferred=not inbound)
+        self.tx_requests.add_peer(peer.id)
         return peer
 
     def _version_msg(self) -> dict:
@@ -226,6 +227,8 @@ class Node:
         if self.peers.pop(peer.id, None) is None:
             return
         self.blocks.remove_peer(peer.id)
+        self.tx_requests.remove_peer(peer.id)
+        self._request_txs()
         if not peer.inbound:
             self.addrs.manual_lost(peer.addr, self.clock())
         if peer.handshake_done:
@@ -371,11 +374,8 @@ class Node:
         for kind, hash_ in msg["items"]:
             peer.mark_known(kind, hash_)
             if kind == "tx":
-                if (hash_ in self.mempool or hash_ in self.orphans
-                        or hash_ in self.tx_requests or hash_ in self.rejected_txids):
-                    continue
-                self.tx_requests.requested(hash_, now)
-                want.append((kind, hash_))
+                if not self._have_tx(hash_):
+                    self.tx_requests.announced(peer.id, hash_, preferred=not peer.inbound)
             else:
                 entry = self.chain.index.get(hash_)
                 if entry is not None:
@@ -389,7 +389,15 @@ class Node:
             self._send(peer, m.inv(want, "getdata"))
         if ask_headers:  # someone else is fetching it: learn that this peer has it too
             self._send(peer, m.getheaders_msg(self.chain.locator()))
+        self._request_txs()
         self._schedule_downloads()
+
+    def _have_tx(self, txid: bytes) -> bool:
+        return txid in self.mempool or txid in self.orphans or txid in self.rejected_txids
+
+    def _request_txs(self) -> None:
+        for peer_id, txids in self.tx_requests.requests(self.clock()).items():
+            self._send(self.peers[peer_id], m.inv([("tx", t) for t in txids], "getdata"))
 
     def _on_getdata(self, peer: Peer, msg: dict) -> None:
         missing = []
@@ -408,14 +416,15 @@ class Node:
             if kind == "block":
                 self.blocks.not_found(peer.id, hash_)
             else:
-                self.tx_requests.received(hash_)
+                self.tx_requests.received(peer.id, hash_)
+        self._request_txs()
         self._schedule_downloads()
 
     # -- transactions ---------------------------------------------------------------------------
     def _on_tx(self, peer: Peer, msg: dict) -> None:
         tx = msg["tx"]
         peer.mark_known("tx", tx.txid)
-        self.tx_requests.received(tx.txid)
+        self.tx_requests.received(peer.id, tx.txid)
         try:
             self.accept_tx(tx, peer.ban_key, relay_skip=peer)
         except RuleError as error:
@@ -427,17 +436,14 @@ class Node:
                 self._keep_orphan(peer, tx)
             # No decodable loose tx is punished (the fault table): the peer may
             # simply have seen a different block or mempool than we have.
+        self.tx_requests.forget(tx.txid)  # in hand, whatever became of it
+        self._request_txs()
 
     def _keep_orphan(self, peer: Peer, tx: Tx) -> None:
-        now = self.clock()
-        self.orphans.add(tx, peer.ban_key, now)
-        parents = [("tx", txin.prev_txid) for txin in tx.inputs
-                   if txin.prev_txid not in self.mempool and txin.prev_txid not in self.tx_requests
-                   and self.chain.store.tx_location(txin.prev_txid) is None]
-        if parents:
-            for _, txid in parents:
-                self.tx_requests.requested(txid, now)
-            self._send(peer, m.inv(parents, "getdata"))
+        self.orphans.add(tx, peer.ban_key, self.clock())
+        for txin in tx.inputs:  # the sender must have the parents: as if it announced them
+            if not self._have_tx(txin.prev_txid) and self.chain.store.tx_location(txin.prev_txid) is None:
+                self.tx_requests.announced(peer.id, txin.prev_txid, preferred=not peer.inbound)
 
     def accept_tx(self, tx: Tx, source: str = "rpc", relay_skip: Peer | None = None) -> int:
         """Mempool acceptance, relay, events; raises RuleError (recorded) on refusal."""
@@ -447,6 +453,7 @@ class Node:
             if not (relay_skip is not None and error.fault.tx & ORPHAN):
                 self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
             raise
+        self.tx_requests.forget(tx.txid)
         log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
         self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])

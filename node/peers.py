@@ -17,7 +17,10 @@ process on 127.0.0.1 does not get every other local node banned.
 
 from collections import OrderedDict
 
-KNOWN_LIMIT = 100_000
+# What a peer is known to have (it announced or sent it, or we announced it to
+# it), so we never announce it back. Forgetting an old entry costs at most one
+# needless announcement; 5,000 hashes is about a full block of txs (~0.5 MB).
+KNOWN_LIMIT = 5_000
 
 
 class Peer:
@@ -32,7 +35,7 @@ class Peer:
         self.height = 0
         self.user_agent = ""
         self.listen: str | None = None
-        self.known: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self.known: OrderedDict[bytes, None] = OrderedDict()  # tx and block hashes, oldest first
         self.pending_inv: list[tuple[str, bytes]] = []
         self.ping_nonce: int | None = None
         self.ping_sent = now
@@ -46,14 +49,13 @@ class Peer:
         return self.addr
 
     def mark_known(self, kind: str, hash_: bytes) -> None:
-        key = (kind, hash_)
-        self.known[key] = None
-        self.known.move_to_end(key)
+        self.known[hash_] = None
+        self.known.move_to_end(hash_)
         if len(self.known) > KNOWN_LIMIT:
             self.known.popitem(last=False)
 
     def knows(self, kind: str, hash_: bytes) -> bool:
-        return (kind, hash_) in self.known
+        return hash_ in self.known
 
     def __repr__(self) -> str:
         return f"Peer({self.id}, {self.addr}, {'in' if self.inbound else 'out'})"

@@ -141,9 +141,10 @@ class Flooder(Adversary):
     """Floods one kind of message: "inv", "addr", "getheaders" or "getdata"."""
 
     def __init__(self, sim: Simulation, name: str, port: int, kind: str, frames: int = 20,
-                 size: int = 2000, period: float = 0.05):
+                 size: int = 2000, period: float = 0.05, kinds: tuple[str, ...] = ("tx", "block")):
         super().__init__(sim, name, port)
         self.kind, self.frames, self.size, self.period = kind, frames, size, period
+        self.kinds = kinds  # what an inv flood claims to have
 
     def on_ready(self, side: Side) -> None:
         for n in range(self.frames):
@@ -154,7 +155,7 @@ class Flooder(Adversary):
             return
         rng = self.sim.rng
         if self.kind == "inv":
-            self.send(side, m.inv([(rng.choice(("tx", "block")), rng.randbytes(32))
+            self.send(side, m.inv([(rng.choice(self.kinds), rng.randbytes(32))
                                    for _ in range(self.size)]))
         elif self.kind == "addr":
             self.send(side, {"type": "addr", "addrs": [f"127.0.0.1:{rng.randrange(1024, 65536)}"

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS
+from node.peers import KNOWN_LIMIT
+from node.txrequest import MAX_PEER_ANNOUNCEMENTS, MAX_PEER_TX_IN_FLIGHT, TX_REQUEST_TIMEOUT
 from sim import invariants
-from sim.adversaries import ForkHeaders, NotFounder, Withholder
+from sim.adversaries import Flooder, ForkHeaders, NotFounder, Withholder
 from sim.scenarios import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +140,43 @@ def test_block_announced_first_by_a_peer_that_never_delivers_still_arrives(kind)
     assert world.sim.run_for(10, lambda: v.chain.tip.hash == tip), "the block never reached V"
     assert world.sim.now - started < STALL_SECONDS + 1
     assert v.node.banlist.bans == {}
+
+
+# -- transaction requests --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [Withholder, NotFounder])
+def test_tx_announced_first_by_a_peer_that_never_delivers_still_arrives(kind):
+    """Issue 10, censorship by announcing first: today the first peer to announce a tx
+    owns its request; the honest announcers are never asked. Now a notfound moves the
+    request to the next announcer at once, and a request left unanswered moves after
+    TX_REQUEST_TIMEOUT."""
+    world, m_, v, adversary = race_world(4, kind)
+    tx = world.payment()
+    m_.submit(tx)
+    started = world.sim.now
+    assert world.sim.run_for(TX_REQUEST_TIMEOUT + 5, lambda: tx.txid in v.mempool), \
+        "the tx never reached V"
+    waited = world.sim.now - started
+    assert waited < (1 if kind is NotFounder else TX_REQUEST_TIMEOUT + 1)
+    assert v.node.banlist.bans == {}
+
+
+def test_inv_flood_of_random_tx_hashes_is_tracked_within_bounds():
+    """Issue 10: 40 inv frames of random hashes grew a node by 513 MB. A peer's
+    announcements are tracked up to MAX_PEER_ANNOUNCEMENTS, at most
+    MAX_PEER_TX_IN_FLIGHT of them requested at a time; an honest tx still gets through."""
+    world = World.build(5, 2)
+    a, v = world.honest
+    flooder = Flooder(world.sim, "flood", 30_001, "inv", frames=12, size=2_000, period=0.01,
+                      kinds=("tx",))
+    world.place(flooder, dials=0, dialled_by=0)
+    World.connect(v, flooder)
+    world.sim.run_for(3)
+    tracker = v.node.tx_requests
+    flooder_id = next(p.id for p in v.node.peers.values() if p.addr == flooder.listen)
+    assert tracker.tracked(flooder_id) == MAX_PEER_ANNOUNCEMENTS
+    assert tracker.in_flight(flooder_id) == MAX_PEER_TX_IN_FLIGHT
+    tx = world.payment()
+    a.submit(tx)
+    assert world.sim.run_for(2, lambda: tx.txid in v.mempool)
+    assert len(v.node.peers[flooder_id].known) <= KNOWN_LIMIT
