@@ -57,7 +57,7 @@ from .blocksync import BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
 from .orphans import MAX_ORPHAN_TXS, TxOrphanage
-from .peers import KNOWN_LIMIT, Peer
+from .peers import KNOWN_LIMIT, MAX_GETDATA_ITEMS, MAX_SEND_BYTES, SEND_BUDGET, Peer
 from .txrequest import TxRequestTracker
 
 log = logging.getLogger("toychain")
@@ -102,8 +102,14 @@ class Node:
         self._outbox.append(action)
 
     def _send(self, peer: Peer, message: dict) -> None:
-        peer.queued += 1
-        self._do(Send(peer.id, json.dumps(message, separators=(",", ":"))))
+        if peer.closing is not None or peer.id not in self.peers:
+            return
+        text = json.dumps(message, separators=(",", ":"))
+        peer.send_queued += len(text)
+        if peer.send_queued > MAX_SEND_BYTES:
+            peer.closing = f"send buffer over {MAX_SEND_BYTES} bytes (peer not reading)"
+            return
+        self._do(Send(peer.id, text))
 
     def _publish(self, event: str, **fields) -> None:
         self._do(Publish(event, fields))
@@ -111,6 +117,8 @@ class Node:
     def take_actions(self) -> list[Action]:
         """Everything decided since the last call, announcements flushed, in order."""
         self._flush_announcements()
+        for peer in [p for p in self.peers.values() if p.closing is not None]:
+            self._close(peer, peer.closing)
         actions, self._outbox = self._outbox, []
         return actions
 
@@ -148,12 +156,16 @@ class Node:
         """The shell wrote a frame of ``nbytes`` bytes to the peer."""
         peer = self.peers.get(peer_id)
         if peer is not None:
-            peer.queued -= 1
+            peer.send_queued -= nbytes
+            if peer.getdata:
+                self._serve_getdata(peer)
         return self.take_actions()
 
     def reading(self, peer_id: int) -> bool:
-        """Should the shell read the next frame from this peer now?"""
-        return peer_id in self.peers
+        """Should the shell read the next frame from this peer now? Not while
+        its send budget is full or its last getdata is still being served."""
+        peer = self.peers.get(peer_id)
+        return peer is not None and not peer.getdata and peer.send_queued < SEND_BUDGET
 
     def closed(self, peer_id: int, reason: str) -> list[Action]:
         """The connection is gone (either side closed it)."""
@@ -197,7 +209,8 @@ class Node:
         rows += self.blocks.limits() + self.tx_requests.limits()
         for peer in self.peers.values():
             rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
-                     (f"peer {peer.id} send queue (frames)", peer.queued, None)]
+                     (f"peer {peer.id} send queue (bytes)", peer.send_queued, MAX_SEND_BYTES),
+                     (f"peer {peer.id} getdata to serve", len(peer.getdata), MAX_GETDATA_ITEMS)]
         return rows
 
     # -- peers -----------------------------------------------------------------------------
@@ -361,7 +374,7 @@ class Node:
             peer.pending_inv.append((kind, hash_))
 
     def _flush_announcements(self) -> None:
-        for peer in self.peers.values():
+        for peer in list(self.peers.values()):
             if peer.pending_inv:
                 items, peer.pending_inv = peer.pending_inv, []
                 for start in range(0, len(items), m.MAX_INV):
@@ -397,11 +410,22 @@ class Node:
 
     def _request_txs(self) -> None:
         for peer_id, txids in self.tx_requests.requests(self.clock()).items():
-            self._send(self.peers[peer_id], m.inv([("tx", t) for t in txids], "getdata"))
+            if peer_id in self.peers:
+                self._send(self.peers[peer_id], m.inv([("tx", t) for t in txids], "getdata"))
 
     def _on_getdata(self, peer: Peer, msg: dict) -> None:
+        for item in msg["items"]:
+            if len(peer.getdata) >= MAX_GETDATA_ITEMS:
+                break
+            peer.getdata[item] = None  # each item once, however often it is asked
+        self._serve_getdata(peer)
+
+    def _serve_getdata(self, peer: Peer) -> None:
+        """Answer queued getdata items while the peer's send budget has room;
+        the rest waits until the peer reads (``sent``)."""
         missing = []
-        for kind, hash_ in msg["items"]:
+        while peer.getdata and peer.send_queued < SEND_BUDGET and peer.closing is None:
+            (kind, hash_), _ = peer.getdata.popitem(last=False)
             item = self.mempool.get(hash_) if kind == "tx" else self.chain.get_block(hash_)
             if item is None:
                 missing.append((kind, hash_))
@@ -510,8 +534,8 @@ class Node:
     def _schedule_downloads(self) -> None:
         now = self.clock()
         for peer_id in self.blocks.order():
-            peer = self.peers[peer_id]
-            if peer.handshake_done:
+            peer = self.peers.get(peer_id)
+            if peer is not None and peer.handshake_done:
                 hashes = self.blocks.next_requests(peer_id, now)
                 if hashes:
                     self._send(peer, m.inv([("block", h) for h in hashes], "getdata"))

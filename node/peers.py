@@ -9,6 +9,9 @@ and forgets it when the shell reports it closed. A peer goes through
 ``verack``; the dialler answers ``verack``). Before the handshake is done
 only ``version`` and ``verack`` are acted on.
 
+While the peer's unwritten bytes are over its send budget, or an answer to
+its ``getdata`` is still being served, the node reads nothing more from it.
+
 The *ban key* identifies a peer process, not a socket: an outbound peer is
 the "host:port" we dialled; an inbound one is its host with the port it
 announced in ``listen`` (its source port if none), so one misbehaving
@@ -17,10 +20,23 @@ process on 127.0.0.1 does not get every other local node banned.
 
 from collections import OrderedDict
 
+from .messages import MAX_FRAME_BYTES
+
 # What a peer is known to have (it announced or sent it, or we announced it to
 # it), so we never announce it back. Forgetting an old entry costs at most one
 # needless announcement; 5,000 hashes is about a full block of txs (~0.5 MB).
 KNOWN_LIMIT = 5_000
+# Bytes queued for a peer and not yet written to its socket. At SEND_BUDGET the
+# node stops reading the peer (and serving its getdata) until it drains, as Core
+# pauses a peer whose send buffer is full: a peer that asks and never reads can
+# make us hold only this much, plus the one answer being written. Past
+# MAX_SEND_BYTES (the budget and two full frames: what one message can still
+# add) the peer is disconnected.
+SEND_BUDGET = 5_000_000
+MAX_SEND_BYTES = SEND_BUDGET + 2 * MAX_FRAME_BYTES
+# Distinct items of one getdata we serve (the rest are ignored, not punished):
+# a Toychain node asks for at most 16 blocks and 100 txs of a peer at a time.
+MAX_GETDATA_ITEMS = 1_000
 
 
 class Peer:
@@ -39,7 +55,9 @@ class Peer:
         self.pending_inv: list[tuple[str, bytes]] = []
         self.ping_nonce: int | None = None
         self.ping_sent = now
-        self.queued = 0  # frames handed to the shell and not yet written
+        self.send_queued = 0  # bytes handed to the shell and not yet written
+        self.getdata: OrderedDict[tuple[str, bytes], None] = OrderedDict()  # items still to serve
+        self.closing: str | None = None  # set when the node must drop it at the end of this step
 
     @property
     def ban_key(self) -> str:

@@ -45,7 +45,6 @@ from .node import TIMER_SECONDS, Node
 
 log = logging.getLogger("toychain")
 
-SEND_QUEUE_LIMIT = 10_000
 # aiohttp refuses frames of *at least* max_msg_size bytes; the protocol closes
 # only frames *over* 4 MiB, so a frame of exactly 4 MiB must get through.
 WS_MAX_MSG_SIZE = MAX_FRAME_BYTES + 1
@@ -311,43 +310,65 @@ class NodeServer:
 
 
 class PeerLink:
-    """One open WebSocket to a peer: a reader feeding the node, a writer draining the outbox."""
+    """One open WebSocket to a peer: a reader feeding the node, a writer draining the outbox.
+
+    The outbox holds what the node sent and the socket has not taken yet; the
+    node counts those bytes (``Node.sent`` after each write) and, while they
+    are over its budget, says it is not ``reading`` this peer: the reader
+    then waits, so a peer that does not read what it asked for stops being
+    read, and its requests stop being answered."""
 
     def __init__(self, node: Node, ws, peer_id: int, carry_out):
         self.node = node
         self.ws = ws
         self.peer_id = peer_id
         self.carry_out = carry_out
-        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.outbox: asyncio.Queue = asyncio.Queue()  # bounded in bytes by the node's send budget
+        self.readable = asyncio.Event()
         self.reason: str | None = None  # set once the link is closing
 
     def push(self, text: str) -> None:
-        if self.reason is not None:
-            return
-        if self.outbox.qsize() >= SEND_QUEUE_LIMIT:
-            self.close("send queue full (peer too slow)")
-            self.carry_out(self.node.closed(self.peer_id, self.reason))
-            return
-        self.outbox.put_nowait(text)
+        if self.reason is None:
+            self.outbox.put_nowait(text)
 
     def close(self, reason: str) -> None:
         """Stop after what is queued: the node has already forgotten the peer."""
         if self.reason is None:
             self.reason = reason
             self.outbox.put_nowait(None)
+            self.readable.set()
 
     async def _write(self) -> None:
-        while (text := await self.outbox.get()) is not None:
-            await self.ws.send_str(text)
-            self.carry_out(self.node.sent(self.peer_id, len(text)))
-        await self.ws.close()
+        try:
+            while (text := await self.outbox.get()) is not None:
+                await self.ws.send_str(text)
+                self.carry_out(self.node.sent(self.peer_id, len(text)))
+                if self.node.reading(self.peer_id):
+                    self.readable.set()
+            await self.ws.close()
+        except (aiohttp.ClientError, ConnectionError) as error:
+            self.close(f"connection error: {error}")
+
+    async def _frames(self):
+        """The peer's frames, read only while the node wants them."""
+        while True:
+            while self.reason is None and not self.node.reading(self.peer_id):
+                self.readable.clear()
+                await self.readable.wait()
+            if self.reason is not None:
+                return
+            msg = await self.ws.receive()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.CLOSED):
+                return
+            yield msg
 
     async def run(self) -> None:
         writer = asyncio.get_running_loop().create_task(self._write())
         ws, node, peer_id = self.ws, self.node, self.peer_id
         lost = "connection closed"
         try:
-            async for msg in ws:
+            async for msg in self._frames():
                 if self.reason is not None:
                     break
                 if msg.type == aiohttp.WSMsgType.TEXT:

@@ -33,6 +33,7 @@ from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 from node import rpc
 from node.node import HANDLERS
+from node.peers import MAX_SEND_BYTES, SEND_BUDGET
 from node.server import NodeServer
 
 from .helpers import make_tx, owner
@@ -845,6 +846,43 @@ def test_orphan_tx_from_a_peer_waits_for_its_parent(tmp_path, unused_listen):
                 assert call(honest, "getmempoolinfo")["orphans"] == 0
                 await peer.ping()
                 assert call(honest, "listbanned") == []
+            finally:
+                await peer.close()
+    run(scenario())
+
+
+# -- 7b: what a peer can make the node hold ---------------------------------------------------------
+
+def test_peer_that_never_reads_is_paused_at_the_send_budget_and_resumed(tmp_path, unused_listen,
+                                                                      monkeypatch):
+    """Issue 10 over real sockets: a peer asks for headers 120 times and reads nothing.
+    Today each 352 kB answer is queued (168 kB of getheaders grew a node by 511 MB).
+    Now the node stops reading the peer once SEND_BUDGET bytes wait for it (the kernel's
+    socket buffers take some first), answers the local user's RPC meanwhile, and
+    resumes when the peer reads."""
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            (server,) = net.nodes
+            call(server, "generatetoaddress", 2000, address("alice"))
+            answered = record_calls(monkeypatch, server, "getheaders")
+            key = unused_listen()
+            peer = await RawPeer.open(server, key)
+            try:
+                await peer.handshake()
+                (theirs,) = [p for p in server.node.peers.values() if p.listen == key]
+                ask = {"type": "getheaders", "locator": [REGTEST.genesis.hash.hex()], "stop": None}
+                for _ in range(120):
+                    await peer.send(ask)
+                await wait_for(lambda: not server.node.reading(theirs.id), 30, "the node to pause")
+                assert SEND_BUDGET <= theirs.send_queued <= MAX_SEND_BYTES
+                assert len(answered) < 120, "the node kept reading a peer that does not read"
+                assert (await http_rpc(server, "getblockchaininfo"))["height"] == 2000
+                headers = 0
+                while headers < 120:  # now read: the node resumes and answers every request
+                    msg = await peer.recv(timeout=30)
+                    assert msg is not None, "the node closed the connection"
+                    headers += msg["type"] == "headers"
+                assert len(answered) == 120 and server.node.banlist.bans == {}
             finally:
                 await peer.close()
     run(scenario())

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS
-from node.peers import KNOWN_LIMIT
+from node.node import PING_SECONDS, PING_TIMEOUT
+from node.peers import KNOWN_LIMIT, SEND_BUDGET
 from node.txrequest import MAX_PEER_ANNOUNCEMENTS, MAX_PEER_TX_IN_FLIGHT, TX_REQUEST_TIMEOUT
 from sim import invariants
-from sim.adversaries import Flooder, ForkHeaders, NotFounder, Withholder
+from sim.adversaries import Deaf, Flooder, ForkHeaders, NotFounder, Withholder
 from sim.scenarios import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,3 +181,43 @@ def test_inv_flood_of_random_tx_hashes_is_tracked_within_bounds():
     a.submit(tx)
     assert world.sim.run_for(2, lambda: tx.txid in v.mempool)
     assert len(v.node.peers[flooder_id].known) <= KNOWN_LIMIT
+
+
+# -- what a peer can make a node queue ------------------------------------------------------
+
+def test_peer_that_never_reads_cannot_grow_the_send_queue_past_the_budget():
+    """Issue 10: 168 kB of getheaders from a peer that never reads grew a node by 511 MB
+    (its send queue was capped by count, not bytes). Now the node stops reading a peer
+    whose replies are not drained once SEND_BUDGET bytes wait for it, and drops it
+    (not banned) when its liveness ping goes unanswered."""
+    world = World.build(6, 1)
+    (h,) = world.honest
+    for _ in range(289):
+        world.mine_at(h)  # 300 blocks: each getheaders answer is about 53 kB
+    other = world.add_honest("other")
+    World.connect(other, h)
+    deaf = Deaf(world.sim, "deaf", 30_001, requests=300, period=0.001)
+    world.place(deaf, dials=0, dialled_by=0)
+    world.sim.dial(deaf, h.listen)
+    world.sim.run_for(2)
+    deaf_id = next(p.id for p in h.node.peers.values() if p.inbound and p.addr != other.listen
+                   and p.listen == deaf.listen)
+    assert h.sent_types["headers"] < 150, "the node kept answering a peer that does not read"
+    queued = h.node.peers[deaf_id].send_queued
+    assert SEND_BUDGET <= queued <= SEND_BUDGET + 60_000 and not h.node.reading(deaf_id)
+    tx = world.payment()
+    other.submit(tx)  # the node still serves everyone else
+    assert world.sim.run_for(1, lambda: tx.txid in h.mempool)
+    world.sim.run_for(PING_SECONDS + PING_TIMEOUT + 2)
+    assert deaf_id not in h.node.peers and h.closes["ping timeout"] == 1
+    assert h.node.banlist.bans == {}
+
+
+def test_getdata_repeating_one_block_is_answered_once():
+    """Issue 10: one 22 kB getdata repeating a block hash added 462 MB."""
+    world = World.build(7, 1)
+    (h,) = world.honest
+    flooder = Flooder(world.sim, "flood", 30_001, "getdata", frames=3, size=5_000)
+    world.place(flooder, dials=1, dialled_by=0)
+    world.sim.run_for(3)
+    assert h.sent_types["block"] == 3  # one per getdata
