@@ -64,6 +64,15 @@ log = logging.getLogger("toychain")
 
 MAX_RECENT_REJECTS = 100
 MAX_OUTBOUND = 8
+# Inbound connections at once. Each may hold a send budget (peers.py) of about
+# 5 MB, so 64 bound what strangers can make us hold to about 320 MB; a devnet
+# or a class has a handful of nodes. When full, new ones are refused (Core
+# evicts an old one instead; we keep it simple, and our outbound peers, whom we
+# chose, keep us connected to the honest network).
+MAX_INBOUND = 64
+# A connection must finish the version/verack handshake within this long: one
+# round trip, milliseconds on the networks Toychain runs on (Core allows 60 s).
+HANDSHAKE_SECONDS = 10.0
 MAX_REJECTED_TXIDS = 50_000
 PING_SECONDS = 30.0
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
@@ -74,7 +83,7 @@ USER_AGENT = "/toychain:0.1.0/"
 class Node:
     def __init__(self, chain: ChainState, mempool: Mempool, listen: str | None = None,
                  clock=_time.time, rng: random.Random | None = None,
-                 max_outbound: int = MAX_OUTBOUND):
+                 max_outbound: int = MAX_OUTBOUND, handshake_seconds: float = HANDSHAKE_SECONDS):
         self.chain = chain
         self.net = chain.net
         self.mempool = mempool
@@ -82,6 +91,7 @@ class Node:
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.max_outbound = max_outbound
+        self.handshake_seconds = handshake_seconds
         self.nonce = self.rng.getrandbits(63)
         self.peers: dict[int, Peer] = {}
         self.banlist = BanList()
@@ -124,7 +134,11 @@ class Node:
 
     # -- what the shell reports -------------------------------------------------------------
     def inbound_opened(self, addr: str) -> tuple[int | None, list[Action]]:
-        """An inbound connection from ``addr``: its peer id."""
+        """An inbound connection from ``addr``: its peer id, or None to refuse it
+        (MAX_INBOUND reached)."""
+        if sum(1 for p in self.peers.values() if p.inbound) >= MAX_INBOUND:
+            log.info("refusing inbound %s: %d inbound connections", addr, MAX_INBOUND)
+            return None, self.take_actions()
         peer = self._new_peer(addr, inbound=True)
         return peer.id, self.take_actions()
 
@@ -180,6 +194,8 @@ class Node:
         now = self.clock()
         for peer in list(self.peers.values()):
             if not peer.handshake_done:
+                if now - peer.opened_at > self.handshake_seconds:
+                    self._close(peer, "handshake timeout")
                 continue
             if peer.ping_nonce is not None and now - peer.ping_sent > PING_TIMEOUT:
                 self._close(peer, "ping timeout")

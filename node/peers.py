@@ -44,6 +44,7 @@ class Peer:
         self.id = peer_id
         self.addr = addr
         self.inbound = inbound
+        self.opened_at = now
         self.connected_since = int(now)
         self.version: dict | None = None
         self.verack_received = False

@@ -41,7 +41,7 @@ from .events import EventBus
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
 from .miner import Miner
-from .node import TIMER_SECONDS, Node
+from .node import HANDSHAKE_SECONDS, TIMER_SECONDS, Node
 
 log = logging.getLogger("toychain")
 
@@ -69,7 +69,8 @@ class NodeServer:
     def __init__(self, net: Network, datadir: str | Path, host: str = "127.0.0.1",
                  port: int | None = None, peers: list[str] = (), mine: bool = False,
                  automine: float | None = None, miner_owner: bytes | None = None,
-                 min_fee_rate: int = 1, max_mempool_bytes: int = 32_000_000):
+                 min_fee_rate: int = 1, max_mempool_bytes: int = 32_000_000,
+                 handshake_seconds: float = HANDSHAKE_SECONDS):
         self.net = net
         self.datadir = Path(datadir)
         self.host = host
@@ -80,6 +81,7 @@ class NodeServer:
         self.miner_owner = miner_owner
         self.min_fee_rate = min_fee_rate
         self.max_mempool_bytes = max_mempool_bytes
+        self.handshake_seconds = handshake_seconds
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._sockets: set[web.WebSocketResponse | aiohttp.ClientWebSocketResponse] = set()
@@ -96,7 +98,7 @@ class NodeServer:
         gc.freeze()  # the block index just loaded lives forever: keep the collector off it
         mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes, sigcache=sigcache)
         self.events = EventBus()
-        self.node = Node(chain, mempool)
+        self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
         self.node.on_actions = self._actions_pending
         self._links: dict[int, PeerLink] = {}
         self.session = aiohttp.ClientSession(  # for dialling peers: a dial must not hang

@@ -12,6 +12,7 @@ served like one) and then does one thing wrong:
                     getheaders, or a getdata repeating one block hash
     ForkHeaders     sends the headers of a longer fork it mined and never
                     the blocks, answering notfound (or nothing)
+    Idle            opens many connections and never says a word
     ListenLiar      claims an honest node's listen address in its version
                     and then sends one malformed frame, to get it banned
     PrivateMiner    a real node kept apart from the rest, mining its own
@@ -194,6 +195,22 @@ class ForkHeaders(Adversary):
             self.send(side, m.inv(list(msg["items"]), "notfound"))
         elif msg["type"] == "getheaders":
             self.send(side, m.headers_msg(self.headers))
+
+
+class Idle(Adversary):
+    """Opens ``connections`` connections to ``target`` and stays silent on all."""
+
+    def __init__(self, sim: Simulation, name: str, port: int, target: str, connections: int):
+        super().__init__(sim, name, port)
+        self.refused = 0
+        for _ in range(connections):
+            sim.dial(self, target)
+
+    def opened(self, side: Side) -> bool:
+        return True
+
+    def dial_failed(self, addr: str) -> None:
+        self.refused += 1
 
 
 class ListenLiar(Adversary):

@@ -32,7 +32,7 @@ from chain.pow import compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 from node import rpc
-from node.node import HANDLERS
+from node.node import HANDLERS, MAX_INBOUND
 from node.peers import MAX_SEND_BYTES, SEND_BUDGET
 from node.server import NodeServer
 
@@ -885,6 +885,41 @@ def test_peer_that_never_reads_is_paused_at_the_send_budget_and_resumed(tmp_path
                 assert len(answered) == 120 and server.node.banlist.bans == {}
             finally:
                 await peer.close()
+    run(scenario())
+
+
+def test_connection_flood_is_capped_timed_out_and_the_rpc_still_answers(tmp_path):
+    """Issue 10 over real sockets: idle WebSockets to /p2p were never closed and never
+    limited. Now MAX_INBOUND are accepted (the rest get HTTP 503), the local user's RPC
+    is answered meanwhile, and a connection that does not finish its handshake in time
+    is closed (here the timeout is 1 s instead of HANDSHAKE_SECONDS)."""
+    async def scenario():
+        server = await start_node(tmp_path / "n", handshake_seconds=1.0)
+        session = aiohttp.ClientSession()
+        opened = []
+        try:
+            async def connect():
+                try:
+                    opened.append(await session.ws_connect(f"http://{server.node.listen}/p2p"))
+                    return 101
+                except aiohttp.WSServerHandshakeError as error:
+                    return error.status
+            statuses = await asyncio.gather(*[connect() for _ in range(MAX_INBOUND + 30)])
+            assert sorted(statuses) == [101] * MAX_INBOUND + [503] * 30
+            started = time.monotonic()
+            assert (await http_rpc(server, "getblockchaininfo"))["height"] == 0
+            assert time.monotonic() - started < 1.0
+            for ws in opened:  # each is closed by the node, none banned
+                assert (await ws.receive(timeout=10)).type in (aiohttp.WSMsgType.CLOSE,
+                                                               aiohttp.WSMsgType.CLOSED)
+            assert server.node.peers == {} and call(server, "listbanned") == []
+            again = await session.ws_connect(f"http://{server.node.listen}/p2p")
+            await again.close()
+        finally:
+            for ws in opened:
+                await ws.close()
+            await session.close()
+            await server.stop()
     run(scenario())
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS
-from node.node import PING_SECONDS, PING_TIMEOUT
+from node.addrman import MAX_BACKOFF
+from node.node import HANDSHAKE_SECONDS, MAX_INBOUND, PING_SECONDS, PING_TIMEOUT
 from node.peers import KNOWN_LIMIT, SEND_BUDGET
 from node.txrequest import MAX_PEER_ANNOUNCEMENTS, MAX_PEER_TX_IN_FLIGHT, TX_REQUEST_TIMEOUT
 from sim import invariants
-from sim.adversaries import Deaf, Flooder, ForkHeaders, NotFounder, Withholder
+from sim.adversaries import Deaf, Flooder, ForkHeaders, Idle, NotFounder, Withholder
 from sim.scenarios import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,3 +222,20 @@ def test_getdata_repeating_one_block_is_answered_once():
     world.place(flooder, dials=1, dialled_by=0)
     world.sim.run_for(3)
     assert h.sent_types["block"] == 3  # one per getdata
+
+
+def test_idle_connections_are_limited_and_timed_out():
+    """Issue 10: no inbound limit and no handshake timeout; 180 idle sockets stayed open
+    for good. Now at most MAX_INBOUND inbound connections are accepted, and one that has
+    not finished its handshake within HANDSHAKE_SECONDS is closed (not banned)."""
+    world = World.build(8, 1)
+    (h,) = world.honest
+    idle = Idle(world.sim, "idle", 30_001, h.listen, MAX_INBOUND + 20)
+    world.sim.run_for(1)
+    assert len(h.node.peers) == MAX_INBOUND and idle.refused == 20
+    late = world.add_honest("late")
+    World.connect(late, h)
+    world.sim.run_for(HANDSHAKE_SECONDS + 2)
+    assert h.closes["handshake timeout"] == MAX_INBOUND
+    assert world.sim.run_for(MAX_BACKOFF + 5, lambda: any(p.handshake_done for p in h.node.peers.values()))
+    assert h.node.banlist.bans == {}
