@@ -51,7 +51,7 @@ from chain.tx import Tx
 
 from . import messages as m
 from .actions import Action, Close, Dial, Publish, Send, Stop
-from .addrman import MAX_KNOWN_ADDRS, AddrBook
+from .addrman import AddrBook, TokenBucket
 from .banlist import BanList
 from .blocksync import BlockDownload
 from .mempool import Mempool
@@ -145,12 +145,14 @@ class Node:
     def outbound_opened(self, addr: str) -> tuple[int, list[Action]]:
         """We dialled ``addr`` and it answered: its peer id. We speak first."""
         peer = self._new_peer(addr, inbound=False)
+        peer.manual = self.addrs.dial_over(addr)
         self._send(peer, self._version_msg())
         return peer.id, self.take_actions()
 
     def outbound_failed(self, addr: str) -> list[Action]:
         """A dial to ``addr`` failed."""
-        self.addrs.manual_lost(addr, self.clock())
+        if self.addrs.dial_over(addr):
+            self.addrs.manual_lost(addr, self.clock())
         return self.take_actions()
 
     def frame(self, peer_id: int, text: str) -> list[Action]:
@@ -205,6 +207,7 @@ class Node:
                 peer.ping_sent = now
                 self._send(peer, {"type": "ping", "nonce": peer.ping_nonce})
         self._dial_manual(now)
+        self._dial_discovered(now)
         for peer_id in self.blocks.timed_out(now):
             self._close(self.peers[peer_id], "block download timeout")
         self.tx_requests.expire(now)
@@ -220,9 +223,9 @@ class Node:
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
                 ("orphan txs", len(self.orphans), MAX_ORPHAN_TXS),
-                ("address book", len(self.addrs.known), MAX_KNOWN_ADDRS),
                 ("bans", len(self.banlist.bans), None)]
         rows += self.blocks.limits() + self.tx_requests.limits()
+        rows += self.addrs.limits(self.max_outbound, self._discovered_outbound())
         for peer in self.peers.values():
             rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
                      (f"peer {peer.id} send queue (bytes)", peer.send_queued, MAX_SEND_BYTES),
@@ -232,7 +235,9 @@ class Node:
     # -- peers -----------------------------------------------------------------------------
     def _new_peer(self, addr: str, inbound: bool) -> Peer:
         self._next_peer_id += 1
-        peer = Peer(self._next_peer_id, addr, inbound, self.clock())
+        now = self.clock()
+        peer = Peer(self._next_peer_id, addr, inbound, now)
+        peer.addr_tokens = TokenBucket(now)
         self.peers[peer.id] = peer
         self.blocks.add_peer(peer.id, preferred=not inbound)
         self.tx_requests.add_peer(peer.id)
@@ -258,7 +263,7 @@ class Node:
         self.blocks.remove_peer(peer.id)
         self.tx_requests.remove_peer(peer.id)
         self._request_txs()
-        if not peer.inbound:
+        if peer.manual:
             self.addrs.manual_lost(peer.addr, self.clock())
         if peer.handshake_done:
             log.info("peer %s disconnected: %s", peer.ban_key, reason)
@@ -282,18 +287,36 @@ class Node:
     def connected_keys(self) -> set[str]:
         return {p.ban_key for p in self.peers.values()} | {p.addr for p in self.peers.values()}
 
-    def add_peer(self, addr: str, persistent: bool = True) -> None:
+    def add_peer(self, addr: str, persistent: bool = True) -> bool:
         """The ``addnode`` RPC and ``--peer``: dial ``addr`` now and, if
-        ``persistent``, again whenever the connection is lost."""
-        self.addrs.add_manual(addr, persistent)
+        ``persistent``, again whenever the connection is lost. False if the
+        list of manual peers is full."""
+        if not self.addrs.add_manual(addr, persistent):
+            return False
         self._dial_manual(self.clock())
+        return True
 
     def _dial_manual(self, now: float) -> None:
         for addr in self.addrs.due(now):
             if self.is_banned(addr) or addr in self.connected_keys():
+                self.addrs.dial_over(addr)
                 self.addrs.manual_lost(addr, now)
             else:
                 self._do(Dial(addr))
+
+    def _discovered_outbound(self) -> int:
+        """Outbound peers found through addresses, dials in progress included."""
+        connected = sum(1 for p in self.peers.values() if not p.inbound and not p.manual)
+        return connected + self.addrs.discovered_dials()
+
+    def _dial_discovered(self, now: float) -> None:
+        """One dial per tick to an address from the book, while slots are free."""
+        if self._discovered_outbound() >= self.max_outbound:
+            return
+        busy = self.connected_keys() | set(self.addrs.manual) | {self.listen}
+        addr = self.addrs.pick(now, lambda a: a in busy or self.is_banned(a))
+        if addr is not None:
+            self._do(Dial(addr))
 
     def request_stop(self) -> None:
         self._do(Stop())
@@ -355,6 +378,7 @@ class Node:
         self._send(peer, m.getheaders_msg(self.chain.locator()))
         if not peer.inbound:
             self._send(peer, {"type": "getaddr"})
+            peer.addr_tokens.grant(m.MAX_ADDRS)  # room for its whole answer
 
     # -- liveness and addresses ----------------------------------------------------------------
     def _on_ping(self, peer: Peer, msg: dict) -> None:
@@ -365,21 +389,24 @@ class Node:
             peer.ping_nonce = None
 
     def _on_getaddr(self, peer: Peer, msg: dict) -> None:
+        if peer.getaddr_answered:
+            return  # once per connection (Core): a cheap message, a big answer
+        peer.getaddr_answered = True
         addrs = [a for a in self.addrs if a != peer.ban_key]
         if self.listen:
             addrs.append(self.listen)
         self._send(peer, {"type": "addr", "addrs": addrs[-m.MAX_ADDRS:]})
 
     def _on_addr(self, peer: Peer, msg: dict) -> None:
+        now = self.clock()
         for addr in msg["addrs"]:
+            if not peer.addr_tokens.take(now):
+                break  # over its rate: the rest is ignored, not punished
             self._learn_addr(addr)
 
     def _learn_addr(self, addr: str) -> None:
-        if addr == self.listen or not self.addrs.learn(addr):
-            return
-        outbound = sum(1 for p in self.peers.values() if not p.inbound)
-        if outbound < self.max_outbound and addr not in self.connected_keys() and not self.is_banned(addr):
-            self._do(Dial(addr))
+        if addr != self.listen:
+            self.addrs.learn(addr)
 
     # -- announcements --------------------------------------------------------------------------
     def announce(self, kind: str, hash_: bytes, skip: Peer | None = None) -> None:

@@ -59,6 +59,9 @@ class Peer:
         self.send_queued = 0  # bytes handed to the shell and not yet written
         self.getdata: OrderedDict[tuple[str, bytes], None] = OrderedDict()  # items still to serve
         self.closing: str | None = None  # set when the node must drop it at the end of this step
+        self.manual = False  # an outbound connection to a --peer / addnode address
+        self.addr_tokens = None  # addrman.TokenBucket: how many addr entries it may make us process
+        self.getaddr_answered = False
 
     @property
     def ban_key(self) -> str:

@@ -15,6 +15,7 @@ from chain.errors import RuleError
 from chain.keys import owner_of
 from chain.tx import OutPoint, Tx
 
+from .addrman import MAX_MANUAL_PEERS
 from .messages import is_addr
 from .miner import generate
 from .node import USER_AGENT, Node
@@ -323,7 +324,8 @@ def _addr(value) -> str:
 
 
 def addnode(node: Node, addr, command="add"):
-    node.add_peer(_addr(addr), persistent=command == "add")
+    if not node.add_peer(_addr(addr), persistent=command == "add"):
+        raise RpcError(-8, f"at most {MAX_MANUAL_PEERS} peers may be added; this one would be one more")
     return None
 
 

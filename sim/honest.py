@@ -48,6 +48,7 @@ class HonestNode(Endpoint):
         self.events: Counter = Counter()
         self.sent_types: Counter = Counter()  # frames this node wrote, by message type
         self.closes: Counter = Counter()      # connections this node closed, by reason
+        self.dials = 0                        # outbound connections it tried
         self.banned_honest: list[tuple[str, str]] = []  # (peer, reason): must stay empty
         self.after_apply = None  # called with this node after each batch of actions (invariants)
         sim.every(TIMER_SECONDS, lambda: self.apply(self.node.timer()),
@@ -68,6 +69,7 @@ class HonestNode(Endpoint):
                         self.banned_honest.append((side.remote.name, reason))
                     self.sim.close(side, reason)
                 case Dial(addr):
+                    self.dials += 1
                     self.sim.dial(self, addr)
                 case Publish(event, fields):
                     self.events[event] += 1

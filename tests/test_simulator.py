@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS
-from node.addrman import MAX_BACKOFF
-from node.node import HANDSHAKE_SECONDS, MAX_INBOUND, PING_SECONDS, PING_TIMEOUT
+from node.addrman import ADDR_RATE, MAX_BACKOFF
+from node.node import HANDSHAKE_SECONDS, MAX_INBOUND, MAX_OUTBOUND, PING_SECONDS, PING_TIMEOUT
 from node.peers import KNOWN_LIMIT, SEND_BUDGET
 from node.txrequest import MAX_PEER_ANNOUNCEMENTS, MAX_PEER_TX_IN_FLIGHT, TX_REQUEST_TIMEOUT
 from sim import invariants
@@ -239,3 +239,26 @@ def test_idle_connections_are_limited_and_timed_out():
     assert h.closes["handshake timeout"] == MAX_INBOUND
     assert world.sim.run_for(MAX_BACKOFF + 5, lambda: any(p.handshake_done for p in h.node.peers.values()))
     assert h.node.banlist.bans == {}
+
+
+# -- addresses ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("outbound", [False, True])
+def test_addr_flood_is_rate_limited_and_dials_stay_within_the_outbound_limit(outbound):
+    """Issue 10: one addr with 50 addresses made a node dial all 50, past MAX_OUTBOUND.
+    Now an inbound peer's addrs are processed at ADDR_RATE per second (a token bucket, as
+    Core), an outbound peer may answer our getaddr with up to MAX_ADDRS, and discovered
+    dials, those in progress included, never exceed the outbound limit (one per tick)."""
+    world = World.build(9, 1, max_outbound=MAX_OUTBOUND)
+    (v,) = world.honest
+    flooder = Flooder(world.sim, "flood", 30_001, "addr", frames=10, size=1_000, period=0.1)
+    world.place(flooder, dials=0, dialled_by=0)
+    if outbound:
+        World.connect(v, flooder)
+    else:
+        world.sim.dial(flooder, v.listen)
+    seconds = 20
+    world.sim.run_for(seconds)
+    learned = len(v.node.addrs.known)
+    assert learned <= (1_000 + 1 if outbound else 1 + ADDR_RATE * seconds)
+    assert v.dials <= seconds + 2  # one dial per tick at most
