@@ -56,7 +56,7 @@ from .banlist import BanList
 from .blocksync import BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
-from .orphans import MAX_ORPHAN_TXS, TxOrphanage
+from .orphans import TxOrphanage
 from .peers import KNOWN_LIMIT, MAX_GETDATA_ITEMS, MAX_SEND_BYTES, SEND_BUDGET, Peer
 from .txrequest import TxRequestTracker
 
@@ -213,6 +213,7 @@ class Node:
         self.tx_requests.expire(now)
         self._request_txs()
         self.banlist.expire(now)
+        self.orphans.expire(now)
         self._after_mempool_removal(self.mempool.expire(now))
         self._schedule_downloads()
         return self.take_actions()
@@ -222,9 +223,8 @@ class Node:
         unbounded). The simulator checks them after every event."""
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
-                ("orphan txs", len(self.orphans), MAX_ORPHAN_TXS),
                 ("bans", len(self.banlist.bans), None)]
-        rows += self.blocks.limits() + self.tx_requests.limits()
+        rows += self.blocks.limits() + self.tx_requests.limits() + self.orphans.limits()
         rows += self.addrs.limits(self.max_outbound, self._discovered_outbound())
         for peer in self.peers.values():
             rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
@@ -262,6 +262,7 @@ class Node:
             return
         self.blocks.remove_peer(peer.id)
         self.tx_requests.remove_peer(peer.id)
+        self.orphans.remove_peer(peer.id)
         self._request_txs()
         if peer.manual:
             self.addrs.manual_lost(peer.addr, self.clock())
@@ -495,10 +496,7 @@ class Node:
         try:
             self.accept_tx(tx, peer.ban_key, relay_skip=peer)
         except RuleError as error:
-            if error.fault.tx & REMEMBER:
-                if len(self.rejected_txids) >= MAX_REJECTED_TXIDS:
-                    self.rejected_txids.clear()
-                self.rejected_txids.add(tx.txid)
+            self._refused_from_peer(tx, error)
             if error.fault.tx & ORPHAN:
                 self._keep_orphan(peer, tx)
             # No decodable loose tx is punished (the fault table): the peer may
@@ -506,11 +504,30 @@ class Node:
         self.tx_requests.forget(tx.txid)  # in hand, whatever became of it
         self._request_txs()
 
+    def _refused_from_peer(self, tx: Tx, error: RuleError) -> None:
+        if error.fault.tx & REMEMBER:
+            if len(self.rejected_txids) >= MAX_REJECTED_TXIDS:
+                self.rejected_txids.clear()
+            self.rejected_txids.add(tx.txid)
+
     def _keep_orphan(self, peer: Peer, tx: Tx) -> None:
-        self.orphans.add(tx, peer.ban_key, self.clock())
+        if not self.orphans.add(tx, peer.id, peer.ban_key, self.clock()):
+            return
         for txin in tx.inputs:  # the sender must have the parents: as if it announced them
             if not self._have_tx(txin.prev_txid) and self.chain.store.tx_location(txin.prev_txid) is None:
                 self.tx_requests.announced(peer.id, txin.prev_txid, preferred=not peer.inbound)
+
+    def _retry_orphans(self, parent: bytes) -> None:
+        """``parent`` is in: try its orphans again; one still missing a parent stays."""
+        for orphan in self.orphans.children_of(parent):
+            if orphan.tx.txid not in self.orphans:
+                continue  # gone meanwhile (accepted through another parent)
+            try:
+                self.accept_tx(orphan.tx, orphan.source, relay_skip=self.peers.get(orphan.peer))
+            except RuleError as error:
+                if not error.fault.tx & ORPHAN:
+                    self.orphans.remove(orphan.tx.txid)
+                    self._refused_from_peer(orphan.tx, error)
 
     def accept_tx(self, tx: Tx, source: str = "rpc", relay_skip: Peer | None = None) -> int:
         """Mempool acceptance, relay, events; raises RuleError (recorded) on refusal."""
@@ -525,11 +542,8 @@ class Node:
         self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])
         self.announce("tx", tx.txid, skip=relay_skip)
-        for orphan, orphan_source in self.orphans.take_children(tx.txid):
-            try:
-                self.accept_tx(orphan, orphan_source)
-            except RuleError:
-                pass  # recorded in recent rejects by the inner call
+        self.orphans.remove(tx.txid)
+        self._retry_orphans(tx.txid)
         return fee
 
     def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str) -> None:
@@ -623,6 +637,10 @@ class Node:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
             removed = self.mempool.update_for_chain(outcome.connected, outcome.disconnected)
             self._after_mempool_removal(removed)
+        for new in outcome.connected:
+            self.orphans.remove_for_block(new.txs)
+            for tx in new.txs:
+                self._retry_orphans(tx.txid)
         return outcome
 
 

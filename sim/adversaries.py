@@ -95,6 +95,26 @@ class Adversary(Endpoint):
         pass
 
 
+class Scripted(Adversary):
+    """Not hostile: sends ``script`` [(delay, message)] after the handshake and
+    serves ``txs`` to getdata, like a peer a test controls frame by frame."""
+
+    def __init__(self, sim: Simulation, name: str, port: int, script, txs=()):
+        super().__init__(sim, name, port)
+        self.script = list(script)
+        self.txs = {tx.txid: tx for tx in txs}
+
+    def on_ready(self, side: Side) -> None:
+        for delay, message in self.script:
+            self.sim.after(delay, self.send, side, message)
+
+    def on_message(self, side: Side, msg: dict) -> None:
+        if msg["type"] == "getdata":
+            for kind, hash_ in msg["items"]:
+                if kind == "tx" and hash_ in self.txs:
+                    self.send(side, m.tx_msg(self.txs[hash_]))
+
+
 class Withholder(Adversary):
     """Races to announce whatever it hears of, then never delivers it."""
 

@@ -35,6 +35,21 @@ def pay(coin: tuple[OutPoint, TxOut], signer: str, to: str, fee: int) -> Tx:
     return sign_tx(unsigned, [demo_private_key(signer)], [spent], REGTEST.magic)
 
 
+def spend_outputs(parents: list[Tx], signer: str, to: str = "alice", fee: int = 1_000) -> Tx:
+    """One tx of ``signer`` spending output 0 of every tx in ``parents``."""
+    key = demo_private_key(signer)
+    spent = [p.outputs[0] for p in parents]
+    unsigned = Tx(1, tuple(TxIn(p.txid, 0, public_key(key), bytes(64)) for p in parents),
+                  (TxOut(sum(o.amount for o in spent) - fee, owner(to)),), 0)
+    return sign_tx(unsigned, [key] * len(parents), spent, REGTEST.magic)
+
+
+def big_orphan(n: int, outputs: int = 3_000) -> Tx:
+    """An unsigned tx of about 90 kB spending output ``n`` of a tx nobody has."""
+    return Tx(1, (TxIn(bytes([n % 256]) * 32, n, public_key(demo_private_key("mallory")), bytes(64)),),
+              tuple(TxOut(1, owner("mallory")) for _ in range(outputs)), 0)
+
+
 @lru_cache(maxsize=1)
 def _template() -> tuple[Store, tuple]:
     store = Store()

@@ -1,52 +1,76 @@
-"""The orphan pool (node/orphans.py): txs from peers whose parents we lack."""
+"""The orphan pool (node/orphans.py): txs from peers whose parents we lack.
+Its life in a running node is shown in tests/test_simulator.py."""
 
 from chain.tx import Tx, TxIn, TxOut
-from node.orphans import MAX_ORPHAN_TXS, ORPHAN_TX_SECONDS, TxOrphanage
+from node.orphans import (MAX_ORPHAN_BYTES, MAX_ORPHAN_TX_BYTES, MAX_ORPHAN_TXS,
+                          ORPHAN_TX_SECONDS, TxOrphanage)
 
-from .helpers import COIN, Harness, owner, pub, spend
-from .test_mempool import coinbase_coin, out, pay
+from .helpers import COIN, owner, pub
 
 
-def orphan(n: int) -> Tx:
+def orphan(n: int, outputs: int = 1) -> Tx:
     """An unsigned tx spending output ``n`` of an unknown parent."""
     return Tx(1, (TxIn(b"\x77" * 32, n, pub("alice"), bytes(64)),),
-              (TxOut(1 * COIN, owner("bob")),), 0)
+              tuple(TxOut(1 * COIN, owner("bob")) for _ in range(outputs)), 0)
 
 
-def test_orphan_pool_is_bounded_to_100_oldest_out_first():
+def test_at_most_100_the_hungriest_peer_loses_its_oldest_first():
     pool = TxOrphanage()
     assert MAX_ORPHAN_TXS == 100
-    txs = [orphan(n) for n in range(101)]
-    for n, tx in enumerate(txs):
-        pool.add(tx, f"127.0.0.1:{n}", 1000.0)
+    pool.add(orphan(1000), 7, "quiet:1", 0.0)  # another peer's orphan survives the flood
+    txs = [orphan(n) for n in range(100)]
+    for tx in txs:
+        assert pool.add(tx, 1, "flood:1", 0.0) or tx is txs[-1]
     assert len(pool) == 100
-    assert txs[0].txid not in pool and txs[1].txid in pool
-    assert list(pool.orphans)[-1] == txs[100].txid
+    assert orphan(1000).txid in pool
+    assert txs[0].txid not in pool and txs[1].txid in pool and txs[99].txid in pool
+
+
+def test_bounded_in_bytes_and_a_tx_too_big_is_not_kept():
+    pool = TxOrphanage()
+    too_big = orphan(0, outputs=MAX_ORPHAN_TX_BYTES // 28)
+    assert too_big.size > MAX_ORPHAN_TX_BYTES
+    assert not pool.add(too_big, 1, "a:1", 0.0) and len(pool) == 0
+    big = [orphan(n, outputs=3_000) for n in range(1, 20)]
+    for tx in big:
+        pool.add(tx, 1, "a:1", 0.0)
+    assert MAX_ORPHAN_BYTES - big[0].size < pool.bytes <= MAX_ORPHAN_BYTES
+    assert pool.bytes == sum(pool.orphans[t].tx.size for t in pool.orphans)
+    assert big[-1].txid in pool and big[0].txid not in pool
 
 
 def test_orphans_expire_after_20_minutes():
     pool = TxOrphanage()
     assert ORPHAN_TX_SECONDS == 1200
-    pool.add(orphan(0), "peer-a", 1000.0)
-    pool.add(orphan(1), "peer-b", 2200.0)
+    pool.add(orphan(0), 1, "a:1", 1000.0)
+    pool.add(orphan(1), 2, "b:2", 2199.0)
+    pool.expire(2199.0)
     assert list(pool.orphans) == [orphan(0).txid, orphan(1).txid]
-    pool.add(orphan(2), "peer-c", 2201.0)
-    assert list(pool.orphans) == [orphan(1).txid, orphan(2).txid]
+    pool.expire(2200.0)
+    assert list(pool.orphans) == [orphan(1).txid]
 
 
-def test_take_children_removes_and_returns_with_source():
-    h = Harness()
-    h.mine_empty(20)
-    parent = spend([coinbase_coin(h, 0)], "alice", [("bob", 20 * COIN), ("carol", 30 * COIN - 1000)])
-    kid_bob = pay(out(parent, 0), "dave", fee=1000, signer="bob")
-    kid_carol = pay(out(parent, 1), "dave", fee=1000, signer="carol")
-    stranger = orphan(0)
+def test_children_stay_until_removed_and_a_peer_takes_its_orphans_with_it():
     pool = TxOrphanage()
-    pool.add(kid_bob, "10.0.0.1:1", 1000.0)
-    pool.add(stranger, "10.0.0.2:2", 1000.0)
-    pool.add(kid_carol, "10.0.0.3:3", 1000.0)
-    ready = pool.take_children(parent.txid)
-    assert [(t.txid, src) for t, src in ready] == [(kid_bob.txid, "10.0.0.1:1"),
-                                                   (kid_carol.txid, "10.0.0.3:3")]
-    assert list(pool.orphans) == [stranger.txid]
-    assert pool.take_children(parent.txid) == []
+    a, b, c = orphan(0), orphan(1), orphan(2)
+    pool.add(a, 1, "a:1", 0.0)
+    pool.add(b, 2, "b:2", 0.0)
+    pool.add(c, 1, "a:1", 0.0)
+    parent = b"\x77" * 32
+    assert [o.tx for o in pool.children_of(parent)] == [a, b, c]
+    assert [o.tx for o in pool.children_of(parent)] == [a, b, c]  # still there
+    pool.remove_peer(1)
+    assert list(pool.orphans) == [b.txid] and pool.bytes == b.size
+    pool.remove(b.txid)
+    assert pool.by_parent == {} and pool.by_peer == {} and pool.bytes == 0
+
+
+def test_a_block_takes_the_orphans_it_confirms_or_conflicts_with():
+    pool = TxOrphanage()
+    a, b = orphan(0), orphan(1)
+    rival = Tx(1, a.inputs, (TxOut(2 * COIN, owner("carol")),), 0)
+    pool.add(a, 1, "a:1", 0.0)
+    pool.add(b, 1, "a:1", 0.0)
+    pool.add(orphan(2), 1, "a:1", 0.0)
+    pool.remove_for_block([rival, b])
+    assert list(pool.orphans) == [orphan(2).txid]

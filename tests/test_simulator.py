@@ -9,17 +9,21 @@ condition holds, and the same seed gives the same run every time.
 import os
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import pytest
 
 from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS
 from node.addrman import ADDR_RATE, MAX_BACKOFF
+from node.messages import tx_msg
 from node.node import HANDSHAKE_SECONDS, MAX_INBOUND, MAX_OUTBOUND, PING_SECONDS, PING_TIMEOUT
 from node.peers import KNOWN_LIMIT, SEND_BUDGET
+from node.orphans import MAX_ORPHAN_BYTES, MAX_ORPHAN_TXS
 from node.txrequest import MAX_PEER_ANNOUNCEMENTS, MAX_PEER_TX_IN_FLIGHT, TX_REQUEST_TIMEOUT
 from sim import invariants
-from sim.adversaries import Deaf, Flooder, ForkHeaders, Idle, NotFounder, Withholder
+from sim.adversaries import Deaf, Flooder, ForkHeaders, Idle, NotFounder, Scripted, Withholder
+from sim.funding import big_orphan, spend_outputs
 from sim.scenarios import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,3 +266,45 @@ def test_addr_flood_is_rate_limited_and_dials_stay_within_the_outbound_limit(out
     learned = len(v.node.addrs.known)
     assert learned <= (1_000 + 1 if outbound else 1 + ADDR_RATE * seconds)
     assert v.dials <= seconds + 2  # one dial per tick at most
+
+
+# -- orphan transactions -------------------------------------------------------------------------
+
+def two_parents_and_a_child(world):
+    """Two payments to bob and one tx of bob's spending both outputs."""
+    p1, p2 = world.payment(to="bob"), world.payment(to="bob")
+    child = spend_outputs([p1, p2], "bob")
+    world.txs[child.txid] = child
+    return p1, p2, child
+
+
+def test_orphan_with_two_missing_parents_waits_for_both():
+    """Issue 10: an orphan tx with two missing parents was dropped when the first parent
+    arrived. Now it stays in the orphan pool until every parent is in."""
+    world = World.build(10, 1)
+    (v,) = world.honest
+    p1, p2, child = two_parents_and_a_child(world)
+    peer = Scripted(world.sim, "relay", 30_001, [(0.1, tx_msg(child)), (0.5, tx_msg(p1)),
+                                                 (1.0, tx_msg(p2))])
+    world.place(peer, dials=0, dialled_by=0)
+    world.sim.dial(peer, v.listen)
+    world.sim.run_for(0.5)
+    assert child.txid in v.node.orphans and child.txid not in v.mempool
+    assert world.sim.run_for(3, lambda: child.txid in v.mempool), "the orphan was lost"
+    assert len(v.node.orphans) == 0 and v.node.recent_rejects == deque()
+
+
+def test_orphan_pool_is_bounded_in_bytes_and_cleaned_when_the_peer_leaves():
+    world = World.build(11, 1, max_outbound=0)  # V does not dial the peer back
+    (v,) = world.honest
+    big = [big_orphan(n) for n in range(30)]
+    assert sum(tx.size for tx in big) > 2 * MAX_ORPHAN_BYTES
+    peer = Scripted(world.sim, "orphans", 30_001, [(0.01 * n, tx_msg(tx)) for n, tx in enumerate(big)])
+    world.place(peer, dials=0, dialled_by=0)
+    world.sim.dial(peer, v.listen)
+    world.sim.run_for(2)
+    assert 0 < v.node.orphans.bytes <= MAX_ORPHAN_BYTES and len(v.node.orphans) <= MAX_ORPHAN_TXS
+    for side in list(peer.sides):
+        world.sim.close(side, "bye")
+    world.sim.run_for(1)
+    assert len(v.node.orphans) == 0 and v.node.orphans.bytes == 0
