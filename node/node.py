@@ -635,8 +635,17 @@ class Node:
                           source=source)
         if outcome.connected or outcome.disconnected:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
+            pooled = set(self.mempool.entries)
             removed = self.mempool.update_for_chain(outcome.connected, outcome.disconnected)
             self._after_mempool_removal(removed)
+            for gone in outcome.disconnected:  # txs a reorg put back: accepted like any other
+                for tx in gone.txs[1:]:
+                    entry = self.mempool.entries.get(tx.txid)
+                    if entry is not None and tx.txid not in pooled:
+                        pooled.add(tx.txid)
+                        self._publish("tx_accepted", txid=tx.txid.hex(), fee=entry.fee, size=tx.size,
+                                      source="reorg")
+                        self.announce("tx", tx.txid)
         for new in outcome.connected:
             self.orphans.remove_for_block(new.txs)
             for tx in new.txs:

@@ -308,3 +308,26 @@ def test_orphan_pool_is_bounded_in_bytes_and_cleaned_when_the_peer_leaves():
         world.sim.close(side, "bye")
     world.sim.run_for(1)
     assert len(v.node.orphans) == 0 and v.node.orphans.bytes == 0
+
+
+# -- reorgs --------------------------------------------------------------------------------------
+
+def test_tx_returned_by_a_reorg_is_announced_and_published():
+    """Issue 10 and PROTOCOL.md section 7: a node announces every tx it accepts, a tx a
+    reorg returns to its mempool included (within 100 ms), and publishes tx_accepted."""
+    world = World.build(12, 2)
+    a, b = world.honest
+    sim = world.sim
+    sim.run_for(3)
+    sim.partition([[a], [b]])
+    tx = world.payment()
+    assert a.submit(tx)
+    world.mine_at(a)  # tx confirmed on A's side only
+    world.mine_at(b)
+    world.mine_at(b)  # B's side has more work
+    sim.heal()
+    assert sim.run_for(60, lambda: a.chain.tip.hash == b.chain.tip.hash), "no reorg"
+    reorged = sim.now
+    assert tx.txid in a.mempool and a.events["tx_accepted"] == 2
+    assert sim.run_for(1, lambda: tx.txid in b.mempool), "the returned tx was never announced"
+    assert sim.now - reorged < 0.1 + 3 * max(sim.latency)
