@@ -52,7 +52,7 @@ from chain.tx import Tx
 from . import messages as m
 from .actions import Action, Close, Dial, Publish, Send, Stop
 from .addrman import AddrBook, TokenBucket
-from .banlist import BanList
+from .banlist import MAX_BANS, BanList, ListenClaims
 from .blocksync import BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
@@ -95,6 +95,7 @@ class Node:
         self.nonce = self.rng.getrandbits(63)
         self.peers: dict[int, Peer] = {}
         self.banlist = BanList()
+        self.claims = ListenClaims(self.rng)
         self.addrs = AddrBook()
         self.tx_requests = TxRequestTracker(self.rng)
         self.blocks = BlockDownload(chain)
@@ -142,16 +143,22 @@ class Node:
         peer = self._new_peer(addr, inbound=True)
         return peer.id, self.take_actions()
 
-    def outbound_opened(self, addr: str) -> tuple[int, list[Action]]:
-        """We dialled ``addr`` and it answered: its peer id. We speak first."""
+    def outbound_opened(self, addr: str) -> tuple[int | None, list[Action]]:
+        """We dialled ``addr`` and it answered: its peer id, or None when that was
+        a probe (the shell then hangs up). We speak first."""
+        if addr in self.claims.probing:
+            self._probe_done(addr, answered=True)
+            return None, self.take_actions()
         peer = self._new_peer(addr, inbound=False)
         peer.manual = self.addrs.dial_over(addr)
-        self._send(peer, self._version_msg())
+        self._send(peer, self._version_msg(self.claims.nonce_for_dial(addr)))
         return peer.id, self.take_actions()
 
     def outbound_failed(self, addr: str) -> list[Action]:
         """A dial to ``addr`` failed."""
-        if self.addrs.dial_over(addr):
+        if addr in self.claims.probing:
+            self._probe_done(addr, answered=False)
+        elif self.addrs.dial_over(addr):
             self.addrs.manual_lost(addr, self.clock())
         return self.take_actions()
 
@@ -223,9 +230,10 @@ class Node:
         unbounded). The simulator checks them after every event."""
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
-                ("bans", len(self.banlist.bans), None)]
+                ("bans", len(self.banlist.bans), MAX_BANS)]
         rows += self.blocks.limits() + self.tx_requests.limits() + self.orphans.limits()
         rows += self.addrs.limits(self.max_outbound, self._discovered_outbound())
+        rows += self.claims.limits(MAX_INBOUND)
         for peer in self.peers.values():
             rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
                      (f"peer {peer.id} send queue (bytes)", peer.send_queued, MAX_SEND_BYTES),
@@ -243,15 +251,16 @@ class Node:
         self.tx_requests.add_peer(peer.id)
         return peer
 
-    def _version_msg(self) -> dict:
+    def _version_msg(self, nonce: int) -> dict:
         tip = self.chain.tip
         return {"type": "version", "network": self.net.name,
                 "genesis": self.net.genesis.hash.hex(), "protocol": m.PROTOCOL_VERSION,
-                "nonce": self.nonce, "height": tip.height, "best": tip.hash.hex(),
+                "nonce": nonce, "height": tip.height, "best": tip.hash.hex(),
                 "user_agent": USER_AGENT, "listen": self.listen}
 
     def is_banned(self, key: str) -> bool:
-        return self.banlist.is_banned(key, self.clock())
+        """Is ``key`` refused? Never for a peer the operator named."""
+        return key not in self.addrs.manual and self.banlist.is_banned(key, self.clock())
 
     def _close(self, peer: Peer, reason: str) -> None:
         self._do(Close(peer.id, reason))
@@ -272,9 +281,52 @@ class Node:
         self._schedule_downloads()
 
     def punish(self, peer: Peer, reason: str) -> None:
-        self.banlist.ban(peer.ban_key, reason, self.clock())
-        log.warning("banning peer %s: %s", peer.ban_key, reason)
+        """Disconnect a peer that broke the protocol and ban it (banlist.py says
+        on which key); a peer the operator named is only disconnected."""
+        named = peer.manual or (peer.listen_proven and peer.ban_key in self.addrs.manual)
+        if named:
+            log.warning("disconnecting peer %s (named by the operator, not banned): %s",
+                        peer.ban_key, reason)
+            self._close(peer, f"misbehaved: {reason}")
+            return
+        key = self._ban_target(peer)
+        if key is None:  # its claim is being probed: the ban waits for the answer
+            self.claims.probing[peer.ban_key].append((peer.addr, reason))
+        else:
+            self._ban(key, reason)
         self._close(peer, f"banned: {reason}")
+
+    def _ban(self, key: str, reason: str) -> None:
+        if key not in self.addrs.manual:
+            log.warning("banning %s: %s", key, reason)
+            self.banlist.ban(key, reason, self.clock())
+
+    def _ban_target(self, peer: Peer) -> str | None:
+        """The key a ban of ``peer`` falls on; None while its claim's probe runs."""
+        if not peer.inbound or not peer.listen or peer.listen_proven:
+            return peer.ban_key
+        answered = self.claims.answered(peer.ban_key, self.clock())
+        if answered is False:
+            return peer.ban_key  # nothing else listens there: the claim harms nobody
+        if answered is None and peer.ban_key in self.claims.probing:
+            return None
+        return peer.addr
+
+    def _probe(self, peer: Peer) -> None:
+        """An inbound peer claims an address it has not proven: is something else
+        listening there?"""
+        key = peer.ban_key
+        if (peer.listen_proven or self.claims.answered(key, self.clock()) is not None
+                or key in self.addrs.dialling or key == self.listen):
+            return
+        if any(p.addr == key for p in self.peers.values() if not p.inbound):
+            self.claims.probe_done(key, answered=True, now=self.clock())  # we are connected to it
+        elif self.claims.start_probe(key):
+            self._do(Dial(key))
+
+    def _probe_done(self, addr: str, answered: bool) -> None:
+        for source, reason in self.claims.probe_done(addr, answered, self.clock()):
+            self._ban(source if answered else addr, reason)
 
     def disconnect(self, key: str) -> bool:
         """The ``disconnectnode`` RPC: close every connection to ``key``."""
@@ -314,7 +366,7 @@ class Node:
         """One dial per tick to an address from the book, while slots are free."""
         if self._discovered_outbound() >= self.max_outbound:
             return
-        busy = self.connected_keys() | set(self.addrs.manual) | {self.listen}
+        busy = self.connected_keys() | set(self.addrs.manual) | set(self.claims.probing) | {self.listen}
         addr = self.addrs.pick(now, lambda a: a in busy or self.is_banned(a))
         if addr is not None:
             self._do(Dial(addr))
@@ -349,11 +401,15 @@ class Node:
         peer.listen = msg["listen"]
         peer.height = msg["height"]
         peer.user_agent = msg["user_agent"]
-        if self.is_banned(peer.ban_key):
+        if peer.inbound and peer.listen:
+            peer.listen_proven = self.claims.heard(peer.ban_key, msg["nonce"])
+        if self.is_banned(peer.ban_key) or self.is_banned(peer.addr):
             self._close(peer, "banned")
             return
         if peer.inbound:
-            self._send(peer, self._version_msg())
+            if peer.listen:
+                self._probe(peer)
+            self._send(peer, self._version_msg(self.nonce))
             self._send(peer, {"type": "verack"})
         elif peer.verack_received:
             self._handshake_done(peer)

@@ -12,10 +12,11 @@ only ``version`` and ``verack`` are acted on.
 While the peer's unwritten bytes are over its send budget, or an answer to
 its ``getdata`` is still being served, the node reads nothing more from it.
 
-The *ban key* identifies a peer process, not a socket: an outbound peer is
-the "host:port" we dialled; an inbound one is its host with the port it
+The *ban key* names a peer process, not a socket: an outbound peer is the
+"host:port" we dialled; an inbound one is its host with the port it
 announced in ``listen`` (its source port if none), so one misbehaving
-process on 127.0.0.1 does not get every other local node banned.
+process on 127.0.0.1 does not get every other local node banned. Whether a
+ban really falls on a claimed address is decided in ``banlist.py``.
 """
 
 from collections import OrderedDict
@@ -62,6 +63,7 @@ class Peer:
         self.manual = False  # an outbound connection to a --peer / addnode address
         self.addr_tokens = None  # addrman.TokenBucket: how many addr entries it may make us process
         self.getaddr_answered = False
+        self.listen_proven = False  # its listen claim echoed our challenge (banlist.py)
 
     @property
     def ban_key(self) -> str:

@@ -209,6 +209,10 @@ class NodeServer:
             self._carry_out(self.node.outbound_failed(addr))
             return
         peer_id, actions = self.node.outbound_opened(addr)
+        if peer_id is None:  # a probe: the node only wanted to know that something answers
+            self._carry_out(actions)
+            await ws.close()
+            return
         await self._serve_peer(ws, peer_id, actions)
 
     async def _p2p_inbound(self, request: web.Request) -> web.StreamResponse:

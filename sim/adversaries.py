@@ -234,10 +234,24 @@ class Idle(Adversary):
 
 
 class ListenLiar(Adversary):
-    """Claims ``victim``'s listen address, then breaks the protocol once."""
+    """Claims ``victim``'s listen address to ``target``, then breaks the protocol
+    once, hoping ``target`` bans the victim. It first connects to the victim to
+    copy the nonce the victim sends, in case ``target`` trusts nonces."""
 
-    def __init__(self, sim: Simulation, name: str, port: int, victim: str):
+    def __init__(self, sim: Simulation, name: str, port: int, victim: str, target: str):
         super().__init__(sim, name, port, claim=victim)
+        self.target = target
+        sim.dial(self, victim)
+
+    def frame(self, side: Side, text: str) -> None:
+        if side.remote.listen == self.claim and not side.inbound:  # the victim's version
+            msg = m.parse(text)
+            if msg is not None and msg["type"] == "version":
+                self.nonce = msg["nonce"]
+                self.sim.close(side, "got what it came for")
+                self.sim.dial(self, self.target)
+            return
+        super().frame(side, text)
 
     def on_ready(self, side: Side) -> None:
         self.send(side, '{"type": "ping", "nonce": 1')  # malformed JSON: a ban, but whose?
@@ -274,5 +288,6 @@ def random_adversary(sim: Simulation, name: str, port: int, honest_addrs: list[s
     if kind == "fork":
         return ForkHeaders(sim, name, port, length=rng.randrange(5, 25),
                            answer=rng.choice(["notfound", None]))
-    return ListenLiar(sim, name, port, rng.choice(honest_addrs))
+    victim, target = rng.sample(honest_addrs, 2)
+    return ListenLiar(sim, name, port, victim, target)
 

@@ -84,11 +84,11 @@ class HonestNode(Endpoint):
     def opened(self, side: Side) -> bool:
         if side.inbound:
             peer, actions = self.node.inbound_opened(side.remote_addr)
-            if peer is None:
-                self.apply(actions)
-                return False
         else:
             peer, actions = self.node.outbound_opened(side.remote_addr)
+        if peer is None:  # refused (inbound limit), or a probe that has its answer
+            self.apply(actions)
+            return False
         self.side_of[peer], self.peer_of[side] = side, peer
         self.apply(actions)
         return True

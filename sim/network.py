@@ -82,7 +82,8 @@ class Endpoint:
 
     # hooks the simulation calls
     def opened(self, side: Side) -> bool:
-        """A connection opened (``side.inbound`` says who dialled); False refuses it."""
+        """A connection opened (``side.inbound`` says who dialled); False refuses it
+        (inbound) or hangs up at once (outbound)."""
         return True
 
     def dial_failed(self, addr: str) -> None:
@@ -214,7 +215,8 @@ class Simulation:
             self._refused(dialler, addr)
             return
         dialler.sides.append(out)
-        dialler.opened(out)
+        if not dialler.opened(out):
+            self.close(out, "hung up")
 
     def send(self, side: Side, text: str) -> None:
         """``side``'s endpoint writes a frame (it waits for buffer room if need be)."""

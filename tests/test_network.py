@@ -708,6 +708,37 @@ def test_messages_before_verack_are_ignored_but_bad_frames_still_close(tmp_path,
     run(scenario())
 
 
+def test_a_process_claiming_an_honest_nodes_port_gets_itself_banned_not_the_node(tmp_path):
+    """Issue 10 over real sockets: a local process that claimed honest B's listen port
+    and sent one bad frame got B banned, and A's --peer B stayed cut off for 10 minutes
+    after B restarted. Now something answers at B's address, so the claim is not
+    believed: the ban falls on the liar's own source port; and a --peer is never banned."""
+    async def scenario():
+        async with Network(tmp_path, 2, topology="line") as net:
+            a, b = net.nodes  # B dials A
+            call(a, "addnode", b.node.listen)  # and A names B too
+            liar = await RawPeer.open(a, b.node.listen)
+            try:
+                source = "127.0.0.1:%d" % liar.ws.get_extra_info("sockname")[1]
+                await liar.handshake()
+                await liar.ws.send_str("{oops")
+                await liar.wait_closed()
+            finally:
+                await liar.close()
+            await wait_for(lambda: a.node.banlist.bans, 5, "the liar's ban")
+            assert [entry["addr"] for entry in call(a, "listbanned")] == [source]
+
+            port = b.port  # B restarts on the same port: A takes it back at once
+            await b.stop()
+            b.stopped.set()
+            b = NodeServer(REGTEST, b.datadir, port=port, peers=[a.node.listen])
+            await b.start()
+            net.nodes[1] = b
+            await wait_for(lambda: b.node.listen in peer_keys(a), 20, "A and B linked again")
+            assert [entry["addr"] for entry in call(a, "listbanned")] == [source]
+    run(scenario())
+
+
 # -- 7: what is *not* misbehaviour ------------------------------------------------------------------
 
 def test_invalid_or_refused_txs_and_orphan_or_mutated_blocks_are_not_punished(

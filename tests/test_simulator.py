@@ -22,7 +22,8 @@ from node.peers import KNOWN_LIMIT, SEND_BUDGET
 from node.orphans import MAX_ORPHAN_BYTES, MAX_ORPHAN_TXS
 from node.txrequest import MAX_PEER_ANNOUNCEMENTS, MAX_PEER_TX_IN_FLIGHT, TX_REQUEST_TIMEOUT
 from sim import invariants
-from sim.adversaries import Deaf, Flooder, ForkHeaders, Idle, NotFounder, Scripted, Withholder
+from sim.adversaries import (Deaf, Flooder, ForkHeaders, Idle, ListenLiar, NotFounder, Scripted,
+                            Withholder)
 from sim.funding import big_orphan, spend_outputs
 from sim.scenarios import World
 
@@ -331,3 +332,41 @@ def test_tx_returned_by_a_reorg_is_announced_and_published():
     assert tx.txid in a.mempool and a.events["tx_accepted"] == 2
     assert sim.run_for(1, lambda: tx.txid in b.mempool), "the returned tx was never announced"
     assert sim.now - reorged < 0.1 + 3 * max(sim.latency)
+
+
+# -- bans -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("b_is_manual_peer_of_a", [False, True])
+def test_a_peer_claiming_an_honest_nodes_address_cannot_get_it_banned(b_is_manual_peer_of_a):
+    """Issue 10, ban framing: a process that claimed honest B's listen port and sent one
+    bad frame got B banned. Now a listen claim becomes the ban key only when the claimant
+    proves it (it echoes the nonce we sent when we dialled that address) or nothing else
+    answers at that address; the liar is banned by its own source port."""
+    world = World.build(13, 2, max_outbound=0)
+    a, b = world.honest  # B dials A (--peer)
+    if b_is_manual_peer_of_a:
+        World.connect(a, b)
+    world.sim.run_for(3)
+    liar = ListenLiar(world.sim, "liar", 30_001, victim=b.listen, target=a.listen)
+    world.adversaries.append(liar)
+    world.sim.run_for(3)
+    assert a.closes[next(r for r in a.closes if r.startswith("banned"))] == 1
+    (key,) = a.node.banlist.bans
+    assert key.startswith("127.0.0.1:4") and key != b.listen  # the liar's source port
+    world.sim.partition([[b]])  # B goes away and comes back: A still takes it
+    world.sim.run_for(1)
+    world.sim.heal()
+    assert world.sim.run_for(MAX_BACKOFF + 5, lambda: any(
+        p.handshake_done and p.inbound and p.ban_key == b.listen for p in a.node.peers.values()))
+
+
+def test_a_manual_peer_that_misbehaves_is_disconnected_never_banned_and_dialled_again():
+    """PROTOCOL.md section 7: a ban never applies to the peers the operator named."""
+    world = World.build(14, 1)
+    (a,) = world.honest
+    rude = Scripted(world.sim, "rude", 30_001, [(0.1, '{"type": "ping"')])
+    world.place(rude, dials=0, dialled_by=0)
+    World.connect(a, rude)
+    world.sim.run_for(5)
+    assert a.node.banlist.bans == {} and a.dials >= 2
+    assert any(r.startswith("misbehaved") for r in a.closes)
