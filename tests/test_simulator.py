@@ -370,3 +370,27 @@ def test_a_manual_peer_that_misbehaves_is_disconnected_never_banned_and_dialled_
     world.sim.run_for(5)
     assert a.node.banlist.bans == {} and a.dials >= 2
     assert any(r.startswith("misbehaved") for r in a.closes)
+
+
+def test_a_node_proves_its_listen_address_by_echoing_our_challenge():
+    """A dials B (addnode onetry) with a fresh challenge as its nonce; later B dials A
+    and sends that challenge back as its own nonce: A knows that peer is B. A peer that
+    dials A without having seen the challenge is not believed."""
+    world = World.build(15, 1, max_outbound=0)
+    (a,) = world.honest
+    b = world.add_honest("b", max_outbound=0)
+    a.node.add_peer(b.listen, persistent=False)
+    a.apply(a.node.take_actions())
+    world.sim.run_for(2)
+    a.node.disconnect(b.listen)
+    a.apply(a.node.take_actions())
+    world.sim.run_for(1)
+    World.connect(b, a)
+    world.sim.run_for(2)
+    (peer,) = a.node.peers.values()
+    assert peer.inbound and peer.handshake_done and peer.listen_proven and peer.ban_key == b.listen
+    c = world.add_honest("c", max_outbound=0)
+    World.connect(c, a)
+    world.sim.run_for(2)
+    (stranger,) = [p for p in a.node.peers.values() if p.ban_key == c.listen]
+    assert not stranger.listen_proven
