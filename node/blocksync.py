@@ -175,9 +175,8 @@ class BlockDownload:
         return state.path
 
     def limits(self) -> list[tuple[str, int, int]]:
-        rows = []
-        for peer, state in self.peers.items():
-            rows.append((f"peer {peer} blocks in flight", len(state.in_flight), MAX_BLOCKS_IN_FLIGHT))
-            rows.append((f"peer {peer} block path cache", len(state.path), WINDOW))
-        rows.append(("block requests", len(self.requests), MAX_BLOCKS_IN_FLIGHT * max(1, len(self.peers))))
-        return rows
+        states = self.peers.values()
+        return [("per peer: blocks in flight", max((len(s.in_flight) for s in states), default=0),
+                 MAX_BLOCKS_IN_FLIGHT),
+                ("per peer: block path cache", max((len(s.path) for s in states), default=0), WINDOW),
+                ("block requests", len(self.requests), MAX_BLOCKS_IN_FLIGHT * max(1, len(self.peers)))]

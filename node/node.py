@@ -58,11 +58,11 @@ from .mempool import Mempool
 from .messages import Misbehaviour
 from .orphans import TxOrphanage
 from .peers import KNOWN_LIMIT, MAX_GETDATA_ITEMS, MAX_SEND_BYTES, SEND_BUDGET, Peer
-from .txrequest import TxRequestTracker
+from .txrequest import MAX_REJECTED_TXIDS, RejectFilter, TxRequestTracker
 
 log = logging.getLogger("toychain")
 
-MAX_RECENT_REJECTS = 100
+MAX_RECENT_REJECTS = 100  # getrecentrejects shows the last 100 refusals: enough to see an attack
 MAX_OUTBOUND = 8
 # Inbound connections at once. Each may hold a send budget (peers.py) of about
 # 5 MB, so 64 bound what strangers can make us hold to about 320 MB; a devnet
@@ -73,7 +73,6 @@ MAX_INBOUND = 64
 # A connection must finish the version/verack handshake within this long: one
 # round trip, milliseconds on the networks Toychain runs on (Core allows 60 s).
 HANDSHAKE_SECONDS = 10.0
-MAX_REJECTED_TXIDS = 50_000
 PING_SECONDS = 30.0
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
 PING_TIMEOUT = 60.0
@@ -101,7 +100,7 @@ class Node:
         self.blocks = BlockDownload(chain)
         self.orphans = TxOrphanage()
         self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
-        self.rejected_txids: set[bytes] = set()  # not fetched again until the tip moves
+        self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
         self.on_actions = None  # set by the shell: called when the outbox stops being empty
         self._outbox: list[Action] = []
         self._next_peer_id = 0
@@ -113,13 +112,10 @@ class Node:
         self._outbox.append(action)
 
     def _send(self, peer: Peer, message: dict) -> None:
-        if peer.closing is not None or peer.id not in self.peers:
+        if peer.id not in self.peers:
             return
         text = json.dumps(message, separators=(",", ":"))
         peer.send_queued += len(text)
-        if peer.send_queued > MAX_SEND_BYTES:
-            peer.closing = f"send buffer over {MAX_SEND_BYTES} bytes (peer not reading)"
-            return
         self._do(Send(peer.id, text))
 
     def _publish(self, event: str, **fields) -> None:
@@ -128,8 +124,6 @@ class Node:
     def take_actions(self) -> list[Action]:
         """Everything decided since the last call, announcements flushed, in order."""
         self._flush_announcements()
-        for peer in [p for p in self.peers.values() if p.closing is not None]:
-            self._close(peer, peer.closing)
         actions, self._outbox = self._outbox, []
         return actions
 
@@ -225,19 +219,23 @@ class Node:
         self._schedule_downloads()
         return self.take_actions()
 
-    def limits(self) -> list[tuple[str, int, int | None]]:
-        """Every container this node keeps, as (name, size now, bound or None if
-        unbounded). The simulator checks them after every event."""
+    def limits(self) -> list[tuple[str, int, int]]:
+        """Every container this node keeps, as (name, size now, its bound); for
+        per-peer containers, the largest over all peers. The simulator checks
+        them as it runs; tests/test_simulator.py pushes each past its bound."""
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
                 ("bans", len(self.banlist.bans), MAX_BANS)]
         rows += self.blocks.limits() + self.tx_requests.limits() + self.orphans.limits()
         rows += self.addrs.limits(self.max_outbound, self._discovered_outbound())
         rows += self.claims.limits(MAX_INBOUND)
-        for peer in self.peers.values():
-            rows += [(f"peer {peer.id} known inventory", len(peer.known), KNOWN_LIMIT),
-                     (f"peer {peer.id} send queue (bytes)", peer.send_queued, MAX_SEND_BYTES),
-                     (f"peer {peer.id} getdata to serve", len(peer.getdata), MAX_GETDATA_ITEMS)]
+        peers = self.peers.values()
+        rows += [("per peer: known inventory", max((len(p.known) for p in peers), default=0), KNOWN_LIMIT),
+                 ("per peer: send queue (bytes)", max((p.send_queued for p in peers), default=0),
+                  MAX_SEND_BYTES),
+                 ("per peer: getdata to serve", max((len(p.getdata) for p in peers), default=0),
+                  MAX_GETDATA_ITEMS),
+                 ("inbound peers", sum(p.inbound for p in peers), MAX_INBOUND)]
         return rows
 
     # -- peers -----------------------------------------------------------------------------
@@ -474,9 +472,11 @@ class Node:
             peer.pending_inv.append((kind, hash_))
 
     def _flush_announcements(self) -> None:
-        for peer in list(self.peers.values()):
+        for peer in self.peers.values():
             if peer.pending_inv:
                 items, peer.pending_inv = peer.pending_inv, []
+                if peer.send_queued >= SEND_BUDGET:
+                    continue  # it is not reading: dropped, not queued (peers.py)
                 for start in range(0, len(items), m.MAX_INV):
                     self._send(peer, m.inv(items[start:start + m.MAX_INV]))
 
@@ -524,7 +524,7 @@ class Node:
         """Answer queued getdata items while the peer's send budget has room;
         the rest waits until the peer reads (``sent``)."""
         missing = []
-        while peer.getdata and peer.send_queued < SEND_BUDGET and peer.closing is None:
+        while peer.getdata and peer.send_queued < SEND_BUDGET:
             (kind, hash_), _ = peer.getdata.popitem(last=False)
             item = self.mempool.get(hash_) if kind == "tx" else self.chain.get_block(hash_)
             if item is None:
@@ -562,8 +562,6 @@ class Node:
 
     def _refused_from_peer(self, tx: Tx, error: RuleError) -> None:
         if error.fault.tx & REMEMBER:
-            if len(self.rejected_txids) >= MAX_REJECTED_TXIDS:
-                self.rejected_txids.clear()
             self.rejected_txids.add(tx.txid)
 
     def _keep_orphan(self, peer: Peer, tx: Tx) -> None:

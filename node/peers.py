@@ -28,13 +28,13 @@ from .messages import MAX_FRAME_BYTES
 # needless announcement; 5,000 hashes is about a full block of txs (~0.5 MB).
 KNOWN_LIMIT = 5_000
 # Bytes queued for a peer and not yet written to its socket. At SEND_BUDGET the
-# node stops reading the peer (and serving its getdata) until it drains, as Core
-# pauses a peer whose send buffer is full: a peer that asks and never reads can
-# make us hold only this much, plus the one answer being written. Past
-# MAX_SEND_BYTES (the budget and two full frames: what one message can still
-# add) the peer is disconnected.
+# node stops reading the peer, serving its getdata and queueing announcements
+# for it (they are dropped: it is not reading anyway) until it drains, as Core
+# pauses a peer whose send buffer is full. So a peer that asks and never reads
+# can make us hold at most the budget plus what one of its messages makes us
+# send: one frame (a block) and a few small ones; that is MAX_SEND_BYTES.
 SEND_BUDGET = 5_000_000
-MAX_SEND_BYTES = SEND_BUDGET + 2 * MAX_FRAME_BYTES
+MAX_SEND_BYTES = SEND_BUDGET + MAX_FRAME_BYTES + 64 * 1024
 # Distinct items of one getdata we serve (the rest are ignored, not punished):
 # a Toychain node asks for at most 16 blocks and 100 txs of a peer at a time.
 MAX_GETDATA_ITEMS = 1_000
@@ -59,7 +59,6 @@ class Peer:
         self.ping_sent = now
         self.send_queued = 0  # bytes handed to the shell and not yet written
         self.getdata: OrderedDict[tuple[str, bytes], None] = OrderedDict()  # items still to serve
-        self.closing: str | None = None  # set when the node must drop it at the end of this step
         self.manual = False  # an outbound connection to a --peer / addnode address
         self.addr_tokens = None  # addrman.TokenBucket: how many addr entries it may make us process
         self.getaddr_answered = False

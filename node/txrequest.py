@@ -36,6 +36,11 @@ The rules (Core's ``txrequest.h``, with its reasons):
 
 The tracker does no I/O: ``requests(now)`` says which txids to ask of which
 peer now, and each is then REQUESTED.
+
+``RejectFilter`` is Core's recent-rejects filter: the txids of txs from
+peers that we refused for a reason the fault table says to ``REMEMBER``,
+so that they are not fetched again; it is emptied when the tip moves (what
+was invalid may be valid on the new tip).
 """
 
 from dataclasses import dataclass
@@ -43,6 +48,11 @@ from dataclasses import dataclass
 MAX_PEER_ANNOUNCEMENTS = 5_000   # tracked per peer (Core's MAX_PEER_TX_ANNOUNCEMENTS)
 MAX_PEER_TX_IN_FLIGHT = 100      # requests per peer awaiting an answer (Core's MAX_PEER_TX_REQUEST_IN_FLIGHT)
 TX_REQUEST_TIMEOUT = 60.0        # seconds a peer gets to answer (Core's GETDATA_TX_INTERVAL)
+
+# Refused txids remembered until the tip moves, the oldest forgotten first: a
+# forgotten one costs one more download and check; 10,000 is about the spam two
+# full blocks' worth of txs would bring between two tips (Core keeps 120,000).
+MAX_REJECTED_TXIDS = 10_000
 
 CANDIDATE, REQUESTED, COMPLETED = "candidate", "requested", "completed"
 
@@ -161,12 +171,28 @@ class TxRequestTracker:
         return len(self.requested.get(peer, ()))
 
     def limits(self) -> list[tuple[str, int, int]]:
-        rows = []
-        for peer in self.by_peer:
-            rows.append((f"peer {peer} tx announcements", self.tracked(peer), MAX_PEER_ANNOUNCEMENTS))
-            rows.append((f"peer {peer} tx requests in flight", self.in_flight(peer), MAX_PEER_TX_IN_FLIGHT))
-            rows.append((f"peer {peer} txs waiting for a slot", len(self._blocked[peer]),
-                         MAX_PEER_ANNOUNCEMENTS))
-        rows.append(("txids tracked", len(self.by_txid),
-                     MAX_PEER_ANNOUNCEMENTS * max(1, len(self.by_peer))))
-        return rows
+        def largest(table) -> int:
+            return max(map(len, table.values()), default=0)
+        return [("per peer: tx announcements", largest(self.by_peer), MAX_PEER_ANNOUNCEMENTS),
+                ("per peer: tx requests in flight", largest(self.requested), MAX_PEER_TX_IN_FLIGHT),
+                ("per peer: txs waiting for a slot", largest(self._blocked), MAX_PEER_ANNOUNCEMENTS),
+                ("txids tracked", len(self.by_txid), MAX_PEER_ANNOUNCEMENTS * max(1, len(self.by_peer)))]
+
+
+class RejectFilter:
+    def __init__(self):
+        self.txids: dict[bytes, None] = {}  # oldest first
+
+    def __contains__(self, txid: bytes) -> bool:
+        return txid in self.txids
+
+    def __len__(self) -> int:
+        return len(self.txids)
+
+    def add(self, txid: bytes) -> None:
+        self.txids[txid] = None
+        if len(self.txids) > MAX_REJECTED_TXIDS:
+            del self.txids[next(iter(self.txids))]
+
+    def clear(self) -> None:
+        self.txids.clear()

@@ -103,12 +103,15 @@ class Scripted(Adversary):
         super().__init__(sim, name, port)
         self.script = list(script)
         self.txs = {tx.txid: tx for tx in txs}
+        self.received: dict[str, list[int]] = {}  # message type -> sizes of the inv-like lists got
 
     def on_ready(self, side: Side) -> None:
         for delay, message in self.script:
             self.sim.after(delay, self.send, side, message)
 
     def on_message(self, side: Side, msg: dict) -> None:
+        if "items" in msg:
+            self.received.setdefault(msg["type"], []).append(len(msg["items"]))
         if msg["type"] == "getdata":
             for kind, hash_ in msg["items"]:
                 if kind == "tx" and hash_ in self.txs:
@@ -284,7 +287,7 @@ def random_adversary(sim: Simulation, name: str, port: int, honest_addrs: list[s
     if kind == "deaf":
         return Deaf(sim, name, port, requests=60)
     if kind.startswith("flood-"):
-        return Flooder(sim, name, port, kind[len("flood-"):], frames=10, size=500)
+        return Flooder(sim, name, port, kind[len("flood-"):], frames=10, size=200)
     if kind == "fork":
         return ForkHeaders(sim, name, port, length=rng.randrange(5, 25),
                            answer=rng.choice(["notfound", None]))

@@ -23,6 +23,7 @@ FANOUT_FEE = 2 * COIN
 SPACING = 60  # seconds between the template's blocks
 
 
+@lru_cache(maxsize=None)
 def owner(name: str) -> bytes:
     return owner_of(public_key(demo_private_key(name)))
 

@@ -6,13 +6,13 @@ chain (``funding.py``), a ``Mempool`` and a ``Node``, all reading the
 simulation's clock. It plays the shell's part: frames from the network go
 to ``Node.frame``, and the node's actions are carried out on the simulated
 network (``Send`` on the connection, ``Close``, ``Dial``); published events
-are kept, for the invariants, in ``accepted`` (txid -> first acceptance
-time) and ``events`` (a count per kind). ``Node.timer`` runs every
+are kept, for the invariants and tests, in ``accepted`` (txid -> first
+acceptance time), ``events`` (a count per kind) and ``published``. ``Node.timer`` runs every
 ``TIMER_SECONDS`` of simulated time, as in ``server.py``.
 """
 
-import json
 import random
+import re
 from collections import Counter
 from functools import partial
 
@@ -46,20 +46,27 @@ class HonestNode(Endpoint):
         self.peer_of: dict[Side, int] = {}
         self.accepted: dict[bytes, float] = {}
         self.events: Counter = Counter()
+        self.published: list[tuple[str, dict]] = []  # every event, in order (runs are short)
+        self.received: Counter = Counter()  # frames read, by (sender name, message type)
         self.sent_types: Counter = Counter()  # frames this node wrote, by message type
         self.closes: Counter = Counter()      # connections this node closed, by reason
         self.dials = 0                        # outbound connections it tried
         self.banned_honest: list[tuple[str, str]] = []  # (peer, reason): must stay empty
         self.after_apply = None  # called with this node after each batch of actions (invariants)
-        sim.every(TIMER_SECONDS, lambda: self.apply(self.node.timer()),
-                  first=sim.now + sim.rng.uniform(0, TIMER_SECONDS))
+        self.after_timer = None  # called with this node after each of its timer ticks (invariants)
+        sim.every(TIMER_SECONDS, self._tick, first=sim.now + sim.rng.uniform(0, TIMER_SECONDS))
 
     # -- the shell's part ----------------------------------------------------------------------
+    def _tick(self) -> None:
+        self.apply(self.node.timer())
+        if self.after_timer is not None:
+            self.after_timer(self)
+
     def apply(self, actions) -> None:
         for action in actions:
             match action:
                 case Send(peer, text):
-                    self.sent_types[json.loads(text)["type"]] += 1
+                    self.sent_types[_type_of(text)] += 1
                     self.sim.send(self.side_of[peer], text)
                 case Close(peer, reason):
                     side = self.side_of.pop(peer)
@@ -73,6 +80,7 @@ class HonestNode(Endpoint):
                     self.sim.dial(self, addr)
                 case Publish(event, fields):
                     self.events[event] += 1
+                    self.published.append((event, fields))
                     if event == "tx_accepted":
                         self.accepted.setdefault(bytes.fromhex(fields["txid"]), self.sim.now)
                 case Stop():
@@ -97,7 +105,12 @@ class HonestNode(Endpoint):
         self.apply(self.node.outbound_failed(addr))
 
     def frame(self, side: Side, text: str) -> None:
+        self.received[side.remote.name, _type_of(text)] += 1
         self.apply(self.node.frame(self.peer_of[side], text))
+
+    def of(self, event: str) -> list[dict]:
+        """The fields of every ``event`` this node published, oldest first."""
+        return [fields for name, fields in self.published if name == event]
 
     def sent(self, side: Side, nbytes: int) -> None:
         peer = self.peer_of.get(side)
@@ -129,3 +142,12 @@ class HonestNode(Endpoint):
             accepted = False  # refused: recorded by the node like any RPC refusal
         self.apply(self.node.take_actions())
         return accepted
+
+
+def _type_of(text: str) -> str:
+    """The ``type`` of a frame, for counting ("?" if it has none it can show)."""
+    found = _TYPE.match(text)
+    return found.group(1) if found else "?"
+
+
+_TYPE = re.compile(r'\{\s*"type"\s*:\s*"([a-z]{1,20})"')

@@ -6,19 +6,22 @@ the run the suite repeats over many seeds:
 
 1. the nodes connect; adversaries dial some honest nodes and some honest
    nodes dial them;
-2. for 40 simulated seconds, txs are sent to random honest nodes (one coin
+2. for 20 simulated seconds, txs are sent to random honest nodes (one coin
    spent twice at two nodes at once, one tx spending another's output) and
    blocks are mined at random honest nodes;
-3. at 15 s the honest nodes split in two for 20 to 40 s; both sides keep
+3. at 10 s the honest nodes split in two for 10 to 20 s; both sides keep
    mining and sending txs; a private miner (when present) mines a branch
-   with a double spend in it, released when the partition heals;
-4. after the heal one more block breaks any tie; every honest node must be
-   on the most-work tip within ``CONVERGE_SECONDS``;
+   spending the coin of a public tx elsewhere (a double spend), released
+   when the partition heals;
+4. after the heal, while the honest nodes are not all on one tip, a block
+   is mined every ``TIE_SECONDS`` on a node with the most work (breaking
+   ties between equal branches); they must all be on the most-work tip
+   within ``CONVERGE_SECONDS``;
 5. blocks are mined until every mempool is empty (each time at the node
    holding the most txs), then the end invariants are checked.
 
-Invariants (``invariants.py``) are checked after every batch of actions
-of every honest node, and at the end.
+Invariants (``invariants.py``) are checked once a simulated second on every
+honest node, and at the end.
 """
 
 import time
@@ -33,6 +36,10 @@ from .honest import HonestNode
 from .network import LATENCY, START_TIME, Simulation
 
 CONVERGE_SECONDS = 180.0   # after the last heal, all honest nodes on the most-work tip by then
+TIE_SECONDS = 20.0         # after the heal, a block this often until they are
+TRAFFIC_SECONDS = 20.0     # txs and blocks are sent and mined over this long
+PARTITION_AT = 10.0        # seconds into the traffic
+PARTITION_SECONDS = (10.0, 20.0)
 SETTLE_ROUNDS = 8          # blocks mined at the end to empty the mempools
 FEE = 1_000
 RECIPIENTS = ("bob", "carol", "dave", "erin")
@@ -65,14 +72,18 @@ class World:
     adversaries: list = field(default_factory=list)
     txs: dict[bytes, Tx] = field(default_factory=dict)
     coins: list = field(default_factory=list)
+    check_every_action: bool = True
+    start: float = 0.0
 
     @classmethod
     def build(cls, seed: int, honest: int, max_outbound: int = 2, line: bool = False,
-              latency: tuple[float, float] = LATENCY) -> "World":
+              latency: tuple[float, float] = LATENCY, check_every_action: bool = True) -> "World":
         """``honest`` nodes, each dialling up to two random earlier ones (or, with
-        ``line``, just the previous one and nothing it learns: a strict line)."""
+        ``line``, just the previous one and nothing it learns: a strict line).
+        Invariants are checked after every batch of actions of every honest node,
+        or with ``check_every_action=False`` once a simulated second."""
         sim = Simulation(seed, latency=latency)
-        world = cls(sim, coins=list(funds()))
+        world = cls(sim, coins=list(funds()), check_every_action=check_every_action)
         sim.rng.shuffle(world.coins)
         for i in range(honest):
             node = world.add_honest(f"n{i}", 0 if line else max_outbound)
@@ -84,7 +95,7 @@ class World:
     def add_honest(self, name: str, max_outbound: int = 2) -> HonestNode:
         node = HonestNode(self.sim, name, 20_000 + len(self.sim.endpoints), max_outbound)
         self.honest.append(node)
-        invariants.watch(self.honest)
+        invariants.watch(self.honest, self.check_every_action)
         return node
 
     @staticmethod
@@ -139,21 +150,23 @@ class World:
         return len({frozenset(n.mempool.entries) for n in self.honest}) == 1
 
     def converge_after_heal(self) -> float:
-        """Heal, break any tie with a block, return the seconds until convergence."""
+        """Heal, then until every honest node is on one tip, mine a block every
+        ``TIE_SECONDS`` on a node with the most work (two branches of equal work,
+        a released private one included, wait for a block, as in Bitcoin).
+        Returns the seconds from the heal until then."""
         healed = self.sim.now
         self.sim.heal()
-        self.sim.after(1.0, self.mine_at, self.sim.rng.choice(self.honest))
-        self.sim.run_for(1.5)
-        done = self.sim.run_until(healed + CONVERGE_SECONDS, lambda: invariants.converged(self.honest))
-        if not done:
-            invariants.check_converged(self.honest)  # raises with the tips
+        while not self.sim.run_for(TIE_SECONDS, lambda: invariants.converged(self.honest)):
+            if self.sim.now - healed > CONVERGE_SECONDS:
+                invariants.check_converged(self.honest)  # raises with the tips
+            self.mine_at(max(self.honest, key=lambda n: n.chain.tip.chainwork))
         return self.sim.now - healed
 
 
 def standard(seed: int, nodes: int = 20, adversary_share: float = 0.2) -> Report:
     started = time.perf_counter()
     count = round(nodes * adversary_share)
-    world = World.build(seed, nodes - count)
+    world = World.build(seed, nodes - count, max_outbound=1, check_every_action=False)
     sim, rng = world.sim, world.sim.rng
     kinds = []
     for k in range(count):
@@ -173,27 +186,28 @@ def standard(seed: int, nodes: int = 20, adversary_share: float = 0.2) -> Report
 
     # Traffic: txs and blocks at random times and places.
     for _ in range(6):
-        sim.at(sim.now + rng.uniform(0, 40), _send_one, world)
+        sim.at(sim.now + rng.uniform(0, TRAFFIC_SECONDS), _send_one, world)
     for _ in range(3):
-        sim.at(sim.now + rng.uniform(0, 40), lambda: world.mine_at(rng.choice(world.honest)))
+        sim.at(sim.now + rng.uniform(0, TRAFFIC_SECONDS), lambda: world.mine_at(rng.choice(world.honest)))
     coin = world.coin()
     first, second = world.payment(coin), world.payment(coin)
-    sim.at(sim.now + rng.uniform(0, 10), _double_spend, world, first, second)
-    parent = world.payment()
-    sim.at(sim.now + rng.uniform(0, 10), _send_pair, world, parent, world.child_of(parent))
+    sim.at(sim.now + rng.uniform(0, 5), _double_spend, world, first, second)
+    parent_coin = world.coin()
+    parent = world.payment(parent_coin)
+    sim.at(sim.now + rng.uniform(0, 5), _send_pair, world, parent, world.child_of(parent))
 
     # A partition of the honest nodes (the private miner stays apart until the heal).
-    sim.run_for(15.0)
+    sim.run_for(PARTITION_AT)
     shuffled = list(world.honest)
     rng.shuffle(shuffled)
     cut = rng.randrange(1, len(shuffled))
     private = [a for a in world.adversaries if isinstance(a, PrivateMiner)]
     groups = [shuffled[:cut], shuffled[cut:]] + ([private] if private else [])
     sim.partition(groups)
-    for miner in private:
-        double = world.payment(world.coin())
-        sim.after(rng.uniform(0, 10), miner.mine_privately, rng.randrange(2, 5), double)
-    sim.run_for(rng.uniform(20, 40))
+    for miner in private:  # its branch spends the coin of the public parent tx elsewhere
+        double = world.payment(parent_coin, to="mallory")
+        sim.after(rng.uniform(0, 5), miner.mine_privately, rng.randrange(2, 5), double)
+    sim.run_for(rng.uniform(*PARTITION_SECONDS))
 
     converged_after = world.converge_after_heal()
     world.settle()
