@@ -11,19 +11,22 @@ or touches a socket, so a test can run many nodes in one process and see
 exactly what each one did.
 
 The decisions are split by concern into plain classes, each fed the current
-time and returning what to do:
+time and saying what to do; each module opens with its rules:
 
-    peers.Peer               one connection: handshake, ping, what it knows
-    txrequest.TxRequests     which tx to ask of which peer
-    blocksync.BlockDownload  which block bodies to ask of which peer
-    addrman.AddrBook         addresses of other nodes
-    banlist.BanList          who is refused, and until when
-    orphans.TxOrphanage      txs waiting for a parent
+    peers.Peer                    one connection: handshake, ping, what it knows,
+                                  its send budget in bytes
+    txrequest.TxRequestTracker    which tx to ask of which peer (Core's rules)
+    blocksync.BlockDownload       which block bodies to ask of which peer, whom to drop
+    addrman.AddrBook              addresses, rate-limited addr, whom to dial
+    banlist.BanList, ListenClaims who is refused, and whose address a ban falls on
+    orphans.TxOrphanage           txs waiting for their parents
 
 This class glues them: it parses each frame (``messages.parse``) and
 dispatches it by ``HANDLERS``, an explicit table from message type to
 handler. Messages other than ``version``/``verack`` are ignored until the
-handshake is done.
+handshake is done. ``timer`` (every ``TIMER_SECONDS``) enforces the
+timeouts: handshake, ping, block and tx requests, bans, orphans, mempool.
+Every container is bounded; ``limits`` lists them with their bounds.
 
 *Gossip.* Every tx accepted to the mempool and every block connected is
 announced by ``inv`` to each peer not known to have it; announcements are
@@ -51,7 +54,7 @@ from chain.tx import Tx
 
 from . import messages as m
 from .actions import Action, Close, Dial, Publish, Send, Stop
-from .addrman import AddrBook, TokenBucket
+from .addrman import AddrBook
 from .banlist import MAX_BANS, BanList, ListenClaims
 from .blocksync import BlockDownload
 from .mempool import Mempool
@@ -222,7 +225,7 @@ class Node:
     def limits(self) -> list[tuple[str, int, int]]:
         """Every container this node keeps, as (name, size now, its bound); for
         per-peer containers, the largest over all peers. The simulator checks
-        them as it runs; tests/test_simulator.py pushes each past its bound."""
+        them as it runs; the tests push each past its bound."""
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
                 ("bans", len(self.banlist.bans), MAX_BANS)]
@@ -243,7 +246,6 @@ class Node:
         self._next_peer_id += 1
         now = self.clock()
         peer = Peer(self._next_peer_id, addr, inbound, now)
-        peer.addr_tokens = TokenBucket(now)
         self.peers[peer.id] = peer
         self.blocks.add_peer(peer.id, preferred=not inbound)
         self.tx_requests.add_peer(peer.id)
@@ -349,7 +351,7 @@ class Node:
 
     def _dial_manual(self, now: float) -> None:
         for addr in self.addrs.due(now):
-            if self.is_banned(addr) or addr in self.connected_keys():
+            if addr in self.connected_keys() or addr in self.claims.probing:
                 self.addrs.dial_over(addr)
                 self.addrs.manual_lost(addr, now)
             else:

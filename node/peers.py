@@ -21,6 +21,7 @@ ban really falls on a claimed address is decided in ``banlist.py``.
 
 from collections import OrderedDict
 
+from .addrman import TokenBucket
 from .messages import MAX_FRAME_BYTES
 
 # What a peer is known to have (it announced or sent it, or we announced it to
@@ -60,7 +61,7 @@ class Peer:
         self.send_queued = 0  # bytes handed to the shell and not yet written
         self.getdata: OrderedDict[tuple[str, bytes], None] = OrderedDict()  # items still to serve
         self.manual = False  # an outbound connection to a --peer / addnode address
-        self.addr_tokens = None  # addrman.TokenBucket: how many addr entries it may make us process
+        self.addr_tokens = TokenBucket(now)  # how many addr entries it may make us process
         self.getaddr_answered = False
         self.listen_proven = False  # its listen claim echoed our challenge (banlist.py)
 
