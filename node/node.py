@@ -29,8 +29,10 @@ timeouts: handshake, ping, block and tx requests, bans, orphans, mempool.
 Every container is bounded; ``limits`` lists them with their bounds.
 
 *Gossip.* Every tx accepted to the mempool and every block connected is
-announced by ``inv`` to each peer not known to have it; announcements are
-batched until the outbox is next emptied. A peer asks with ``getdata``; we
+announced by ``inv`` to each peer not known to have it. Announcements are
+batched: the simulator sends them after each event; the aiohttp shell once
+per turn of its event loop (``flush_soon``), so a burst of txs makes one
+``inv`` per peer, well within the 100 ms of section 7. A peer asks with ``getdata``; we
 never echo an item back to a peer that sent or announced it.
 
 *Punishment* comes from two places only: a frame that breaks the protocol
@@ -105,6 +107,8 @@ class Node:
         self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
         self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
         self.on_actions = None  # set by the shell: called when the outbox stops being empty
+        self.flush_soon = None  # set by a shell that batches announcements: call flush() soon
+        self._flush_pending = False
         self._outbox: list[Action] = []
         self._next_peer_id = 0
 
@@ -125,7 +129,16 @@ class Node:
         self._do(Publish(event, fields))
 
     def take_actions(self) -> list[Action]:
-        """Everything decided since the last call, announcements flushed, in order."""
+        """Everything decided since the last call, in order; announcements too,
+        unless the shell batches them (``flush_soon``)."""
+        if self.flush_soon is None:
+            self._flush_announcements()
+        actions, self._outbox = self._outbox, []
+        return actions
+
+    def flush(self) -> list[Action]:
+        """The announcements batched since the last flush, and what else is pending."""
+        self._flush_pending = False
         self._flush_announcements()
         actions, self._outbox = self._outbox, []
         return actions
@@ -472,6 +485,9 @@ class Node:
                 continue
             peer.mark_known(kind, hash_)
             peer.pending_inv.append((kind, hash_))
+        if self.flush_soon is not None and not self._flush_pending:
+            self._flush_pending = True
+            self.flush_soon()
 
     def _flush_announcements(self) -> None:
         for peer in self.peers.values():
