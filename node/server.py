@@ -130,7 +130,7 @@ class NodeServer:
             self._spawn(miner.run_pow() if self.mine else miner.run_automine(self.automine))
 
     async def stop(self) -> None:
-        self._stopping = True  # dial loops must not start another round
+        self._stopping = True  # no new dials
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -233,6 +233,10 @@ class NodeServer:
         return ws
 
     async def _serve_peer(self, ws, peer_id: int, actions) -> None:
+        if peer_id not in self.node.peers:  # dropped while the upgrade was under way
+            self._carry_out(actions)
+            await ws.close()
+            return
         link = PeerLink(self.node, ws, peer_id, self._carry_out)
         self._links[peer_id] = link
         self._sockets.add(ws)
