@@ -13,7 +13,9 @@ Two kinds of outbound peers:
   ``listen`` of inbound peers, oldest out first. On each timer tick, if the
   node has fewer discovered outbound peers than its limit, *counting the
   dials still in progress*, it dials one address it is not connected to,
-  not dialling, not banned and not tried in the last ``RETRY_SECONDS``.
+  not dialling, not banned and not tried in the last ``RETRY_SECONDS``
+  (an address the operator disconnected with ``disconnectnode`` counts as
+  just tried, so the node does not dial it straight back).
   So an ``addr`` message full of addresses makes the node dial at most one
   a second, never past the limit.
 
@@ -77,6 +79,11 @@ class AddrBook:
             self.known[addr] = float("-inf")
             while len(self.known) > MAX_KNOWN_ADDRS:
                 self.known.popitem(last=False)
+
+    def tried(self, addr: str, now: float) -> None:
+        """Count ``addr`` as just tried: not dialled from the book for RETRY_SECONDS."""
+        if addr in self.known:
+            self.known[addr] = now
 
     # -- discovered peers ---------------------------------------------------------------
     def discovered_dials(self) -> int:

@@ -68,7 +68,7 @@ from .txrequest import MAX_REJECTED_TXIDS, RejectFilter, TxRequestTracker
 log = logging.getLogger("toychain")
 
 MAX_RECENT_REJECTS = 100  # getrecentrejects shows the last 100 refusals: enough to see an attack
-MAX_OUTBOUND = 8
+MAX_OUTBOUND = 8  # outbound peers of our own choosing (Core's 8 full-relay connections)
 # Inbound connections at once. Each may hold a send budget (peers.py) of about
 # 5 MB, so 64 bound what strangers can make us hold to about 320 MB; a devnet
 # or a class has a handful of nodes. When full, new ones are refused (Core
@@ -78,9 +78,9 @@ MAX_INBOUND = 64
 # A connection must finish the version/verack handshake within this long: one
 # round trip, milliseconds on the networks Toychain runs on (Core allows 60 s).
 HANDSHAKE_SECONDS = 10.0
-PING_SECONDS = 30.0
+PING_SECONDS = 30.0  # a ping this often (Core: 2 minutes; our links are short)
+PING_TIMEOUT = 60.0  # no pong this long after a ping: disconnected, not banned
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
-PING_TIMEOUT = 60.0
 USER_AGENT = "/toychain:0.1.0/"
 
 
@@ -347,6 +347,7 @@ class Node:
         for peer in list(self.peers.values()):
             if key in (peer.ban_key, peer.addr):
                 self._close(peer, "disconnectnode")
+                self.addrs.tried(peer.ban_key, self.clock())  # not dialled straight back
                 found = True
         return found
 

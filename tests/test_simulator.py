@@ -17,7 +17,7 @@ import pytest
 from node.blocksync import BLOCK_TIMEOUT, STALL_SECONDS, WINDOW
 from node import messages as m
 from node import rpc
-from node.addrman import ADDR_RATE, MAX_BACKOFF, MAX_MANUAL_PEERS
+from node.addrman import ADDR_RATE, MAX_BACKOFF, MAX_MANUAL_PEERS, RETRY_SECONDS
 from node.messages import tx_msg
 from node.node import (HANDSHAKE_SECONDS, MAX_INBOUND, MAX_OUTBOUND, MAX_RECENT_REJECTS, PING_SECONDS,
                        PING_TIMEOUT)
@@ -434,3 +434,22 @@ def test_addnode_takes_at_most_max_manual_peers():
     with pytest.raises(rpc.RpcError) as error:
         rpc.call(v.node, "addnode", ["127.0.0.1:60000"])
     assert error.value.code == -8 and str(MAX_MANUAL_PEERS) in error.value.message
+
+
+def test_disconnectnode_keeps_a_learnt_address_away_until_it_is_tried_again():
+    """Two nodes linked by a one-shot addnode: disconnectnode on both sides keeps them
+    apart (the demos cut the network this way); the address book tries the address
+    again after RETRY_SECONDS, and they link up again by themselves."""
+    world = World.build(27, 1)
+    (a,) = world.honest
+    b = world.add_honest("b")
+
+    def call(node, method, *params):
+        rpc.call(node.node, method, list(params))
+        node.apply(node.node.take_actions())
+    call(b, "addnode", a.listen, "onetry")
+    world.sim.run_for(2)
+    call(a, "disconnectnode", b.listen)
+    call(b, "disconnectnode", a.listen)
+    assert not world.sim.run_for(RETRY_SECONDS - 5, lambda: bool(a.node.peers or b.node.peers))
+    assert world.sim.run_for(10, lambda: any(p.handshake_done for p in a.node.peers.values()))
