@@ -8,10 +8,13 @@ from node.orphans import (MAX_ORPHAN_BYTES, MAX_ORPHAN_TX_BYTES, MAX_ORPHAN_TXS,
 from .helpers import COIN, owner, pub
 
 
+BOB = owner("bob")
+
+
 def orphan(n: int, outputs: int = 1) -> Tx:
     """An unsigned tx spending output ``n`` of an unknown parent."""
     return Tx(1, (TxIn(b"\x77" * 32, n, pub("alice"), bytes(64)),),
-              tuple(TxOut(1 * COIN, owner("bob")) for _ in range(outputs)), 0)
+              tuple(TxOut(1 * COIN, BOB) for _ in range(outputs)), 0)
 
 
 def test_at_most_100_the_hungriest_peer_loses_its_oldest_first():
