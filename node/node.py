@@ -186,12 +186,15 @@ class Node:
         return self.take_actions()
 
     def sent(self, peer_id: int, nbytes: int) -> list[Action]:
-        """The shell wrote a frame of ``nbytes`` bytes to the peer."""
+        """The shell wrote a frame of ``nbytes`` bytes to the peer (called for every
+        frame, so the common case returns at once)."""
         peer = self.peers.get(peer_id)
-        if peer is not None:
-            peer.send_queued -= nbytes
-            if peer.getdata:
-                self._serve_getdata(peer)
+        if peer is None:
+            return []
+        peer.send_queued -= nbytes
+        if not peer.getdata:
+            return []
+        self._serve_getdata(peer)
         return self.take_actions()
 
     def reading(self, peer_id: int) -> bool:
@@ -501,14 +504,16 @@ class Node:
 
     # -- inventory ------------------------------------------------------------------------------
     def _on_inv(self, peer: Peer, msg: dict) -> None:
-        want, ask_headers = [], False
+        want, ask_headers, txs, blocks = [], False, False, False
         now = self.clock()
         for kind, hash_ in msg["items"]:
             peer.mark_known(kind, hash_)
             if kind == "tx":
+                txs = True
                 if not self._have_tx(hash_):
                     self.tx_requests.announced(peer.id, hash_, preferred=not peer.inbound)
             else:
+                blocks = True
                 entry = self.chain.index.get(hash_)
                 if entry is not None:
                     peer.height = max(peer.height, entry.height)
@@ -521,8 +526,10 @@ class Node:
             self._send(peer, m.inv(want, "getdata"))
         if ask_headers:  # someone else is fetching it: learn that this peer has it too
             self._send(peer, m.getheaders_msg(self.chain.locator()))
-        self._request_txs()
-        self._schedule_downloads()
+        if txs:
+            self._request_txs()
+        if blocks:
+            self._schedule_downloads()
 
     def _have_tx(self, txid: bytes) -> bool:
         return txid in self.mempool or txid in self.orphans or txid in self.rejected_txids

@@ -354,9 +354,11 @@ class PeerLink:
         try:
             while (text := await self.outbox.get()) is not None:
                 await self.ws.send_str(text)
-                self.carry_out(self.node.sent(self.peer_id, len(text)))
-                if self.node.reading(self.peer_id):
-                    self.readable.set()
+                actions = self.node.sent(self.peer_id, len(text))
+                if actions:
+                    self.carry_out(actions)
+                if not self.readable.is_set() and self.node.reading(self.peer_id):
+                    self.readable.set()  # the reader was waiting for the peer to drain
             await self.ws.close()
         except (aiohttp.ClientError, ConnectionError) as error:
             self.close(f"connection error: {error}")
