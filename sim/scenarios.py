@@ -33,7 +33,7 @@ from . import invariants
 from .adversaries import PrivateMiner, random_adversary
 from .funding import funds, owner, pay
 from .honest import HonestNode
-from .network import LATENCY, START_TIME, Simulation
+from .network import LATENCY, Simulation
 
 CONVERGE_SECONDS = 180.0   # after the last heal, all honest nodes on the most-work tip by then
 TIE_SECONDS = 20.0         # after the heal, a block this often until they are
@@ -73,7 +73,7 @@ class World:
     txs: dict[bytes, Tx] = field(default_factory=dict)
     coins: list = field(default_factory=list)
     check_every_action: bool = True
-    start: float = 0.0
+    start: float = 0.0  # simulated time when it was built
 
     @classmethod
     def build(cls, seed: int, honest: int, max_outbound: int = 2, line: bool = False,
@@ -83,7 +83,7 @@ class World:
         Invariants are checked after every batch of actions of every honest node,
         or with ``check_every_action=False`` once a simulated second."""
         sim = Simulation(seed, latency=latency)
-        world = cls(sim, coins=list(funds()), check_every_action=check_every_action)
+        world = cls(sim, coins=list(funds()), check_every_action=check_every_action, start=sim.now)
         sim.rng.shuffle(world.coins)
         for i in range(honest):
             node = world.add_honest(f"n{i}", 0 if line else max_outbound)
@@ -212,7 +212,7 @@ def standard(seed: int, nodes: int = 20, adversary_share: float = 0.2) -> Report
     converged_after = world.converge_after_heal()
     world.settle()
     invariants.check_end(world.honest, world.txs)
-    return Report(seed, nodes, kinds, sim.frames, sim.now - START_TIME, converged_after, time.perf_counter() - started, sim.digest(),
+    return Report(seed, nodes, kinds, sim.frames, sim.now - world.start, converged_after, time.perf_counter() - started, sim.digest(),
                   len({t for n in world.honest for t in n.accepted}), world.honest[0].chain.height)
 
 

@@ -17,7 +17,6 @@ def _cells(world: World) -> str:
 
 def partition(seed: int) -> None:
     world = World.build(seed, 6)
-    world.start = world.sim.now
     sim, nodes = world.sim, world.honest
     left, right = nodes[0::2], nodes[1::2]
     print("Six nodes; each column is a node: its height and the start of its tip's hash.")
