@@ -36,8 +36,9 @@ per turn of its event loop (``flush_soon``), so a burst of txs makes one
 never echo an item back to a peer that sent or announced it.
 
 *Punishment* comes from two places only: a frame that breaks the protocol
-(``messages.Misbehaviour``) and a header or block whose reject code the
-fault table marks ``PUNISH`` (``error.fault.block & PUNISH``). A policy
+(``messages.Misbehaviour``, or a frame the shell could not hand over as
+text: ``bad_frame``) and a header or block whose reject code the fault
+table marks ``PUNISH`` (``error.fault.block & PUNISH``). A policy
 refusal, an invalid loose transaction, an orphan, a too-new or mutated
 block are never punished.
 """
@@ -644,11 +645,7 @@ class Node:
         self._send(peer, m.headers_msg(headers))
 
     def _on_headers(self, peer: Peer, msg: dict) -> None:
-        headers = msg["headers"]
-        for previous, header in zip(headers, headers[1:]):
-            if header.prev_hash != previous.hash:
-                self.punish(peer, "headers do not link")
-                return
+        headers = msg["headers"]  # linked to each other: messages.parse checked
         last = None
         for header in headers:
             try:
