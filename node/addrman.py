@@ -13,9 +13,10 @@ Two kinds of outbound peers:
   ``listen`` of inbound peers, oldest out first. On each timer tick, if the
   node has fewer discovered outbound peers than its limit, *counting the
   dials still in progress*, it dials one address it is not connected to,
-  not dialling, not banned and not tried in the last ``RETRY_SECONDS``
-  (an address the operator disconnected with ``disconnectnode`` counts as
-  just tried, so the node does not dial it straight back).
+  not dialling, not banned and not tried in the last ``RETRY_SECONDS``.
+  An address the operator disconnected (``disconnectnode``) is never
+  dialled from the book again: the operator wanted it gone (the demos cut
+  the network that way, for as long as a class needs).
   So an ``addr`` message full of addresses makes the node dial at most one
   a second, never past the limit.
 
@@ -26,6 +27,7 @@ to ``MAX_ADDR_TOKENS``; when we send a peer ``getaddr`` it gets
 ignored, not punished.
 """
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -67,7 +69,7 @@ class TokenBucket:
 
 class AddrBook:
     def __init__(self):
-        self.known: OrderedDict[str, float] = OrderedDict()  # addr -> when we last dialled it
+        self.known: OrderedDict[str, float] = OrderedDict()  # addr -> when we last dialled it (inf: held)
         self.manual: dict[str, Manual] = {}
         self.dialling: dict[str, bool] = {}  # dials in progress: addr -> is it a manual peer
 
@@ -80,10 +82,11 @@ class AddrBook:
             while len(self.known) > MAX_KNOWN_ADDRS:
                 self.known.popitem(last=False)
 
-    def tried(self, addr: str, now: float) -> None:
-        """Count ``addr`` as just tried: not dialled from the book for RETRY_SECONDS."""
+    def hold(self, addr: str) -> None:
+        """The operator disconnected ``addr``: never dial it from the book again
+        (only ``addnode`` does)."""
         if addr in self.known:
-            self.known[addr] = now
+            self.known[addr] = math.inf
 
     # -- discovered peers ---------------------------------------------------------------
     def discovered_dials(self) -> int:

@@ -351,7 +351,7 @@ class Node:
         for peer in list(self.peers.values()):
             if key in (peer.ban_key, peer.addr):
                 self._close(peer, "disconnectnode")
-                self.addrs.tried(peer.ban_key, self.clock())  # not dialled straight back
+                self.addrs.hold(peer.ban_key)  # and not dialled back from the address book
                 found = True
         return found
 
