@@ -84,9 +84,9 @@ class AddrBook:
 
     def hold(self, addr: str) -> None:
         """The operator disconnected ``addr``: never dial it from the book again
-        (only ``addnode`` does)."""
-        if addr in self.known:
-            self.known[addr] = math.inf
+        (only ``addnode`` does), even if a peer tells us of it later."""
+        self.learn(addr)
+        self.known[addr] = math.inf
 
     # -- discovered peers ---------------------------------------------------------------
     def discovered_dials(self) -> int:

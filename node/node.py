@@ -346,12 +346,14 @@ class Node:
             self._ban(source if answered else addr, reason)
 
     def disconnect(self, key: str) -> bool:
-        """The ``disconnectnode`` RPC: close every connection to ``key``."""
+        """The ``disconnectnode`` RPC: close every connection to ``key``, and dial
+        it no more from the address book. False if none was open."""
+        self.addrs.hold(key)
         found = False
         for peer in list(self.peers.values()):
             if key in (peer.ban_key, peer.addr):
                 self._close(peer, "disconnectnode")
-                self.addrs.hold(peer.ban_key)  # and not dialled back from the address book
+                self.addrs.hold(peer.ban_key)
                 found = True
         return found
 
