@@ -15,5 +15,6 @@ Read it in the order data flows (see README.md, "A tour of the code"):
     block_rules the rules a block must pass (pure functions)
     coins      coins, coin views and block undo data
     storage    SQLite: blocks, block index, UTXO set, indexes
+    orphans    blocks waiting for their parent, bounded by bytes
     chainstate the block index, best-chain choice, connect/disconnect, reorgs
 """

@@ -36,11 +36,3 @@ def decode_address(text: str) -> bytes:
     if owner is None or len(owner) != OWNER_SIZE:
         raise AddressError(f"address {text!r} does not hold a {OWNER_SIZE}-byte owner")
     return bytes(owner)
-
-
-def is_valid_address(text: str) -> bool:
-    try:
-        decode_address(text)
-    except AddressError:
-        return False
-    return True

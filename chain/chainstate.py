@@ -3,33 +3,64 @@
 Theory of operation
 -------------------
 Every header that passes its checks gets a ``BlockEntry`` in the *block
-index*, a tree rooted at genesis; each entry knows its height, its parent and
-the total work of the chain ending there. Blocks (bodies) arrive separately
-and in any order; an entry whose own body and all ancestors' bodies are
-stored is a *candidate* tip.
+index*, a tree rooted at genesis; each entry knows its height, its parent,
+its children and the total work of the chain ending there. Blocks (bodies)
+arrive separately and in any order. An entry becomes *chain-complete* when
+its own body and every ancestor's body are stored (and it is not known
+invalid); it is then a *candidate* tip and gets the next sequence number
+``seq`` (Core's ``nSequenceId``).
 
-The *active chain* is the candidate with the most cumulative work (on a tie,
-the one whose body arrived first). ``_activate_best_chain`` walks there:
-disconnect blocks back to the fork point using each block's undo data,
-then connect the new branch block by block, checking every rule against the
-coins. If a block on the new branch breaks a rule, it and its descendants
-are marked invalid and the walk restarts, which leads back to the old tip
-(or the next best). Each connect or disconnect is one SQLite transaction.
+The *active chain* is the candidate with the most cumulative work; on a tie,
+the one whose whole chain had its data first (lowest ``seq``; the order
+survives a restart, see docs/protocol-notes.md). ``_activate_best_chain``
+walks there: disconnect blocks back to the fork point using each block's
+undo data, then connect the new branch block by block, checking every rule
+against the coins. If a block on the new branch breaks a rule, it and its
+descendants (found through the children links: the work is what is marked,
+not the size of the index) are marked invalid and the walk restarts, which
+leads back to the old tip (or the next best).
+
+Memory never runs ahead of SQLite. Every change (a header, a body, a
+failure, a connect or disconnect, forgetting an entry) is first written as
+one SQLite transaction (chain/storage.py); the index, statuses, ``seq``,
+candidates, active chain and caches change only after that write returned.
+A write that raises (disk full, database locked) reaches the caller and
+leaves memory equal to what reopening the file would load; a reorg that one
+cuts short is resumed by the next ``process_block`` (of any block, the same
+one resubmitted too), or by the reopen. The file records the network it
+was made for: opening it for another raises ``WrongNetwork``.
 
 Whether a failed block is remembered as invalid (so its descendants get
 ``bad-prevblk``) comes from the fault table in ``chain/errors.py``: not when
 its fault may not be its hash's (a mutated body, a time too far ahead).
 A header whose proof of work was never shown valid is not remembered at
-all: it cost its sender nothing. A block whose parent is unknown waits in a
-bounded orphan pool until the parent arrives.
+all: it cost its sender nothing.
+
+What a sender can make us keep is bounded (proof of work is nearly free on
+regtest, so work alone bounds nothing there):
+
+* orphan blocks (parent unknown), by bytes and count, evicting from the
+  sender holding the most (chain/orphans.py);
+* bodies: an unrequested block whose chain has less work than our tip is
+  not stored, only its header (Core's AcceptBlock rule);
+* remembered invalid hashes without an index entry: the latest
+  ``MAX_INVALID_HASHES``;
+* *side* index entries, every entry off the active chain (side branches,
+  headers waiting for bodies, invalid blocks): at most ``MAX_SIDE_ENTRIES``;
+  past it the side leaf with the least work (the newest among equals) is
+  forgotten, on disk and in memory;
+* decoded bodies kept between storing and connecting them: the last
+  ``MAX_CACHED_BODIES``, at most ``MAX_CACHED_BODY_BYTES``.
 
 ``process_block`` never raises for a bad block: it returns a
 ``BlockOutcome`` that says what happened, including which blocks were
-connected and disconnected (the node's mempool needs both).
+connected and disconnected (the node's mempool needs both). It raises only
+when a write fails.
 """
 
+import heapq
 import time as _time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .block import Block, Header
@@ -37,21 +68,40 @@ from .block_rules import (check_block, check_block_context, check_header, check_
                           check_proof_of_work, connect_block, required_bits, verify_serial)
 from .coins import CoinCache, EmptyView, decode_undo, encode_undo
 from .errors import ORPHAN, REMEMBER, RuleError
-from .params import Network
+from .orphans import OrphanPool
+from .params import NETWORKS, Network
 from .pow import block_work, median_time_past
 from .storage import Store
 
 HAVE_DATA = 1
 FAILED = 2
-MAX_ORPHAN_BLOCKS = 100
 MAX_LOCATOR = 101
+# Forgetting an invalid hash only costs checking that header again (its
+# context-free checks, or its parent's status): 10,000 hashes take ~1 MB.
+MAX_INVALID_HASHES = 10_000
+# An index entry takes about 700 bytes of memory: 50,000 side entries take
+# about 35 MB. A syncing node holds one per header it knows ahead of its tip,
+# so this also caps how far headers-first sync runs ahead of block download.
+MAX_SIDE_ENTRIES = 50_000
+# A decoded block takes about five times its size; these keep the bodies of
+# a short out-of-order burst between storing and connecting them.
+MAX_CACHED_BODIES = 16
+MAX_CACHED_BODY_BYTES = 4_000_000
+
+
+class WrongNetwork(Exception):
+    """The database was created for another network than the one asked for."""
+
+    def __init__(self, path: str, stored: str, wanted: str):
+        self.path, self.stored, self.wanted = path, stored, wanted
+        super().__init__(f"{path} holds the chain of {stored}, not of {wanted}")
 
 
 class BlockEntry:
     """One node of the block index tree."""
 
-    __slots__ = ("header", "hash", "height", "parent", "chainwork", "status", "seq", "reason",
-                 "chain_complete")
+    __slots__ = ("header", "hash", "height", "parent", "children", "chainwork", "status", "seq",
+                 "reason", "chain_complete")
 
     def __init__(self, header: Header, height: int, parent: "BlockEntry | None",
                  status: int = 0, seq: int = 0, reason: str | None = None):
@@ -59,11 +109,12 @@ class BlockEntry:
         self.hash = header.hash
         self.height = height
         self.parent = parent
+        self.children: dict[BlockEntry, None] = {}  # ordered set, filled as entries join the index
         self.chainwork = (parent.chainwork if parent else 0) + block_work(header.bits)
         self.status = status
-        self.seq = seq  # order in which bodies arrived: the tie-break between equal work
+        self.seq = seq  # when its whole chain had data: the tie-break between equal work
         self.reason = reason  # reject code when failed
-        self.chain_complete = False  # this body and every ancestor's body are stored
+        self.chain_complete = False  # not failed, and this body and every ancestor's are stored
 
     @property
     def failed(self) -> bool:
@@ -85,8 +136,10 @@ class BlockOutcome:
 
     status: "connected" (on the active chain now), "side" (stored on a branch
     with less work), "orphan" (parent unknown, pooled until it comes),
-    "duplicate", "duplicate-invalid", or "invalid" (``error`` says why).
-    ``connected`` and ``disconnected`` list every block that moved, in order.
+    "unrequested" (not asked for and on a chain with less work than the tip:
+    its header is kept, its body is not), "duplicate", "duplicate-invalid",
+    or "invalid" (``error`` says why). ``connected`` and ``disconnected``
+    list every block that moved, in order.
     """
     status: str
     error: RuleError | None = None
@@ -103,48 +156,68 @@ class ChainState:
         self.verifier = verifier
         self.index: dict[bytes, BlockEntry] = {}
         self.active: list[BlockEntry] = []
-        self.invalid: dict[bytes, str] = {}  # known-invalid hashes with no index entry -> code
-        self.orphans: OrderedDict[bytes, Block] = OrderedDict()
+        self.invalid: OrderedDict[bytes, str] = OrderedDict()  # invalid, no index entry -> code
+        self.orphans = OrphanPool()
         self._candidates: set[BlockEntry] = set()
-        self._unlinked: dict[bytes, list[BlockEntry]] = {}  # parent hash -> children with bodies
+        self._unlinked: dict[bytes, dict[BlockEntry, None]] = {}  # parent -> children with bodies
+        self._side: set[BlockEntry] = set()  # index entries off the active chain
+        self._evictable: list[tuple[int, int, BlockEntry]] = []  # heap: side leaves (some stale)
+        self._pushes = 0
         self._bodies: OrderedDict[bytes, Block] = OrderedDict()  # recently stored, decoded
+        self._bodies_bytes = 0
         self._seq = 0
         self._load()
 
     # -- opening ---------------------------------------------------------------------
     def _load(self) -> None:
-        rows = self.store.load_index()
-        if not rows:
+        self._check_network()
+        active = self.store.active_hashes()
+        if not active:  # a new file, or a first start (of an older version) cut short
             self._init_genesis()
             return
-        for raw, height, status, seq, reason in rows:
+        on_active = set(active)
+        for raw, height, status, seq, reason in self.store.load_index():
             header = Header.decode(raw)
             parent = self.index.get(header.prev_hash)
             entry = BlockEntry(header, height, parent, status, seq, reason)
-            self.index[entry.hash] = entry
+            entry.chain_complete = bool(status & HAVE_DATA) and not entry.failed and (
+                entry.parent is None or entry.parent.chain_complete)
+            self._add_entry(entry, side=entry.hash not in on_active)
             self._seq = max(self._seq, seq)
-            if status & HAVE_DATA and not entry.failed:
-                self._link(entry)
-        self.active = [self.index[h] for h in self.store.active_hashes()]
-        if not self.active:  # the first start stopped before genesis was connected
-            self._connect_genesis()
+            if entry.chain_complete:
+                self._candidates.add(entry)
+            elif status & HAVE_DATA and not entry.failed:
+                self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
+        self.active = [self.index[h] for h in active]
         self._prune_candidates()
         self._activate_best_chain()  # resumes an interrupted reorg, if any
 
-    def _init_genesis(self) -> None:
-        genesis = self.net.genesis
-        entry = BlockEntry(genesis.header, 0, None)
-        self.index[entry.hash] = entry
-        self.store.put_index_entry(entry.hash, genesis.header.raw, 0)
-        self._store_body(entry, genesis)
-        self._connect_genesis()
+    def _check_network(self) -> None:
+        """Refuse a file made for another network (or another genesis)."""
+        genesis = self.store.get_meta("genesis") or self.store.genesis_hash()
+        if genesis is None:
+            return
+        name = self.store.get_meta("network") or next(
+            (net.name for net in NETWORKS.values() if net.genesis.hash == genesis),
+            f"an unknown network (genesis {genesis.hex()})")
+        if name != self.net.name:
+            raise WrongNetwork(self.store.path, name, self.net.name)
+        if genesis != self.net.genesis.hash:
+            raise WrongNetwork(self.store.path, f"{name} (genesis {genesis.hex()})",
+                               f"{name} (genesis {self.net.genesis.hash.hex()})")
 
-    def _connect_genesis(self) -> None:
+    def _init_genesis(self) -> None:
         genesis = self.net.genesis
         view = CoinCache(EmptyView())
         spent, _ = connect_block(genesis, 0, view, self.net, self.verifier)
-        self.store.apply_block(genesis, 0, True, view.changes(), spent, encode_undo(spent))
-        self.active.append(self.index[genesis.hash])
+        self.store.create(self.net.name, genesis, view.changes(), spent, encode_undo(spent),
+                          HAVE_DATA, 1)
+        entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
+        entry.chain_complete = True
+        self._add_entry(entry, side=False)
+        self._candidates.add(entry)
+        self._seq = 1
+        self.active = [entry]
 
     def close(self) -> None:
         self.store.close()
@@ -240,19 +313,24 @@ class ChainState:
     # -- headers ---------------------------------------------------------------------
     def accept_header(self, header: Header) -> BlockEntry:
         """Place a header in the index after its checks, or raise RuleError
-        (``prev-blk-not-found``, kind orphan, when the parent is unknown)."""
+        (``prev-blk-not-found``, kind orphan, when the parent is unknown).
+        When the index already holds ``MAX_SIDE_ENTRIES`` side entries and
+        this header is the least worth keeping, the entry returned is
+        forgotten again at once (it is not in ``index``)."""
         reason = self.invalid_reason(header.hash)
         if reason is not None:
             raise RuleError(reason, f"block {header.hash.hex()} is known to be invalid")
-        if header.hash in self.index:
-            return self.index[header.hash]
-        check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
-        try:
-            check_header(header, self.net)
-        except RuleError as error:
-            self._reject(header.hash, error)
-            raise
-        return self._accept_header_context(header)
+        entry = self.index.get(header.hash)
+        if entry is None:
+            check_proof_of_work(header, self.net)  # no work shown: nothing worth remembering
+            try:
+                check_header(header, self.net)
+            except RuleError as error:
+                self._reject(header.hash, error)
+                raise
+            entry = self._accept_header_context(header)
+        self._forget_side_entries()
+        return entry
 
     def _accept_header_context(self, header: Header) -> BlockEntry:
         if header.hash in self.index:
@@ -273,32 +351,44 @@ class ChainState:
             self._reject(header.hash, error)
             raise
         entry = BlockEntry(header, parent.height + 1, parent)
-        self.index[entry.hash] = entry
         self.store.put_index_entry(entry.hash, header.raw, entry.height)
+        self._add_entry(entry)
         return entry
 
     # -- blocks ----------------------------------------------------------------------
-    def process_block(self, block: Block) -> BlockOutcome:
+    def process_block(self, block: Block, requested: bool = True,
+                      source: str = "local") -> BlockOutcome:
         """Check a block, store it, and move to the best chain. Never raises a
-        RuleError: the outcome says what happened."""
-        outcome = self._process_one(block)
+        RuleError: the outcome says what happened.
+
+        ``requested`` says whether this node asked for the block (the RPC,
+        the miner and a peer's answer to our getdata do; a block a peer pushed
+        unasked does not): an unrequested block on a chain with less work than
+        our tip is not stored. ``source`` names the sender, so that the
+        orphan pool can evict fairly."""
+        # First finish a reorg that a failed write cut short, if any (cheap otherwise).
+        connected, disconnected, _ = self._activate_best_chain()
+        outcome = self._process_one(block, requested, source)
+        outcome.connected[:0], outcome.disconnected[:0] = connected, disconnected
+        entry = self.index.get(block.hash)
+        stored = entry is not None and entry.status & HAVE_DATA and not entry.failed
         # Orphans waiting for this block (and for their own children) can now go.
-        ready = [block.hash] if outcome.status in ("connected", "side") else []
+        ready = [block.hash] if stored else []
         while ready:
             parent_hash = ready.pop()
-            for orphan in [b for b in self.orphans.values() if b.header.prev_hash == parent_hash]:
-                del self.orphans[orphan.hash]
-                result = self._process_one(orphan)
+            for orphan in self.orphans.children(parent_hash):
+                result = self._process_one(orphan.block, orphan.requested, orphan.source)
+                self.orphans.remove(orphan.block.hash)
                 outcome.connected += result.connected
                 outcome.disconnected += result.disconnected
                 if result.status in ("connected", "side"):
-                    ready.append(orphan.hash)
-        entry = self.index.get(block.hash)
+                    ready.append(orphan.block.hash)
         if outcome.status in ("connected", "side") and entry is not None:
             outcome.status = "connected" if self.is_active(entry) else "side"
+        self._forget_side_entries()
         return outcome
 
-    def _process_one(self, block: Block) -> BlockOutcome:
+    def _process_one(self, block: Block, requested: bool, source: str) -> BlockOutcome:
         hash_ = block.hash
         reason = self.invalid_reason(hash_)
         if reason is not None:
@@ -320,9 +410,11 @@ class ChainState:
             entry = self._accept_header_context(block.header)
         except RuleError as error:
             if error.fault.block & ORPHAN:
-                self._add_orphan(block)
+                self.orphans.add(block, source, requested)
                 return BlockOutcome("orphan", error)
             return BlockOutcome("invalid", error)
+        if not requested and entry.chainwork < self.tip.chainwork:
+            return BlockOutcome("unrequested")  # Core's AcceptBlock: only the header is kept
         try:
             check_block_context(block, entry.height)
         except RuleError as error:
@@ -339,11 +431,6 @@ class ChainState:
                                                     f"was found invalid while connecting its branch")
         return outcome
 
-    def _add_orphan(self, block: Block) -> None:
-        self.orphans[block.hash] = block
-        while len(self.orphans) > MAX_ORPHAN_BLOCKS:
-            self.orphans.popitem(last=False)
-
     def _reject(self, hash_: bytes, error: RuleError) -> None:
         """Remember ``hash_`` as invalid if the fault table says its failure is its own."""
         if not error.fault.block & REMEMBER:
@@ -352,41 +439,118 @@ class ChainState:
         if entry is not None:
             self._mark_failed(entry, error.code)
         else:
-            self.invalid[hash_] = error.code
+            self._remember_invalid(hash_, error.code)
+
+    def _remember_invalid(self, hash_: bytes, code: str) -> None:
+        self.invalid[hash_] = code
+        self.invalid.move_to_end(hash_)
+        while len(self.invalid) > MAX_INVALID_HASHES:
+            self.invalid.popitem(last=False)
 
     def _store_body(self, entry: BlockEntry, block: Block) -> None:
-        self._seq += 1
+        """Store the body; every entry whose chain it completes becomes a
+        candidate with the next sequence number (Core's ReceivedBlockTransactions)."""
+        completed = self._completed_by(entry)
+        seqs = [(e.hash, self._seq + n) for n, e in enumerate(completed, start=1)]
+        self.store.put_block(entry.hash, block.raw, entry.status | HAVE_DATA, seqs)
         entry.status |= HAVE_DATA
-        entry.seq = self._seq
-        self.store.put_block(entry.hash, block.raw, entry.status, entry.seq)
+        self._seq += len(completed)
+        for done, (_, seq) in zip(completed, seqs):
+            done.seq = seq
+            done.chain_complete = True
+            self._unlinked.pop(done.hash, None)
+            self._candidates.add(done)
+        if not completed:
+            self._unlinked.setdefault(entry.parent.hash, {})[entry] = None
         self._bodies[entry.hash] = block
-        while len(self._bodies) > 16:
-            self._bodies.popitem(last=False)
-        self._link(entry)
+        self._bodies_bytes += block.size
+        while len(self._bodies) > MAX_CACHED_BODIES or self._bodies_bytes > MAX_CACHED_BODY_BYTES:
+            self._bodies_bytes -= self._bodies.popitem(last=False)[1].size
 
-    def _link(self, entry: BlockEntry) -> None:
-        """Make ``entry`` a candidate tip if every ancestor's body is stored,
-        then do the same for children that were waiting for it."""
+    def _completed_by(self, entry: BlockEntry) -> list[BlockEntry]:
+        """The entries that become chain-complete once ``entry``'s body is stored,
+        parents before children; none while an ancestor's body is missing."""
         if entry.parent is not None and not entry.parent.chain_complete:
-            self._unlinked.setdefault(entry.parent.hash, []).append(entry)
-            return
-        waiting = [entry]
-        while waiting:
-            current = waiting.pop()
-            current.chain_complete = True
-            self._candidates.add(current)
-            waiting += [child for child in self._unlinked.pop(current.hash, []) if not child.failed]
+            return []
+        completed, queue = [], deque([entry])
+        while queue:
+            current = queue.popleft()
+            completed.append(current)
+            queue.extend(self._unlinked.get(current.hash, ()))
+        return completed
 
     def _mark_failed(self, entry: BlockEntry, code: str) -> None:
-        """Mark ``entry`` invalid for ``code`` and every descendant for bad-prevblk."""
+        """Mark ``entry`` invalid for ``code`` and every descendant for bad-prevblk.
+        The walk follows children links and stops at entries already failed
+        (their descendants were marked with them): it visits what it marks."""
         failures = [(entry, code)]
-        failures += [(other, "bad-prevblk") for other in self.index.values()
-                     if other.height > entry.height and other.ancestor(entry.height) is entry]
+        todo = list(entry.children)
+        while todo:
+            child = todo.pop()
+            if not child.failed:
+                failures.append((child, "bad-prevblk"))
+                todo += child.children
+        self.store.mark_failed([(e.hash, e.status | FAILED, reason) for e, reason in failures])
         for failed, reason in failures:
             failed.status |= FAILED
             failed.reason = reason
+            failed.chain_complete = False  # it can never be connected
             self._candidates.discard(failed)
-        self.store.mark_failed([(e.hash, e.status, reason) for e, reason in failures])
+            self._unlink(failed)
+
+    # -- the index, and what it may hold -----------------------------------------------
+    def _add_entry(self, entry: BlockEntry, side: bool = True) -> None:
+        """Put an entry whose row is written into the index and its parent's children."""
+        self.index[entry.hash] = entry
+        if entry.parent is not None:
+            entry.parent.children[entry] = None
+        if side:
+            self._make_side(entry)
+
+    def _make_side(self, entry: BlockEntry) -> None:
+        self._side.add(entry)
+        self._pushes += 1
+        heapq.heappush(self._evictable, (entry.chainwork, -self._pushes, entry))
+        if len(self._evictable) > 2 * len(self._side) + 1024:  # drop stale items
+            self._evictable = [item for item in self._evictable if self._is_side_leaf(item[2])]
+            heapq.heapify(self._evictable)
+
+    def _unlink(self, entry: BlockEntry) -> None:
+        """``entry`` no longer waits for its parent's chain to complete."""
+        waiting = self._unlinked.get(entry.parent.hash) if entry.parent else None
+        if waiting is not None and entry in waiting:
+            del waiting[entry]
+            if not waiting:
+                del self._unlinked[entry.parent.hash]
+
+    def _is_side_leaf(self, entry: BlockEntry) -> bool:
+        return entry in self._side and not entry.children
+
+    def _forget_side_entries(self) -> None:
+        """While there are more than MAX_SIDE_ENTRIES side entries, forget the
+        side leaf with the least work (the newest among equals)."""
+        while len(self._side) > MAX_SIDE_ENTRIES and self._evictable:
+            item = heapq.heappop(self._evictable)
+            entry = item[2]
+            if not self._is_side_leaf(entry):
+                continue
+            try:
+                self.store.forget_entries([entry.hash])
+            except BaseException:
+                heapq.heappush(self._evictable, item)
+                raise
+            del self.index[entry.hash]
+            self._side.discard(entry)
+            self._candidates.discard(entry)
+            self._unlink(entry)
+            parent = entry.parent
+            del parent.children[entry]
+            if entry.hash in self._bodies:
+                self._bodies_bytes -= self._bodies.pop(entry.hash).size
+            if entry.failed:
+                self._remember_invalid(entry.hash, entry.reason)
+            if self._is_side_leaf(parent):
+                self._make_side(parent)
 
     # -- moving the tip ---------------------------------------------------------------
     def _best_candidate(self) -> BlockEntry:
@@ -430,6 +594,7 @@ class ChainState:
         spent, _ = connect_block(block, entry.height, view, self.net, self.verifier)
         self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent))
         self.active.append(entry)
+        self._side.discard(entry)
         return block
 
     def _disconnect_tip(self) -> Block:
@@ -445,4 +610,5 @@ class ChainState:
             cursor -= len(tx.inputs)
         self.store.apply_block(block, entry.height, False, view.changes(), spent, None)
         self.active.pop()
+        self._make_side(entry)
         return block

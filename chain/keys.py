@@ -59,11 +59,6 @@ def parse_pubkey(pubkey: bytes) -> coincurve.PublicKey | None:
         return None
 
 
-def is_valid_pubkey(pubkey: bytes) -> bool:
-    """True for a 33-byte compressed encoding of a point on the curve."""
-    return parse_pubkey(pubkey) is not None
-
-
 def signature_in_range(signature: bytes) -> bool:
     """64 bytes with 1 <= r < n and 1 <= s <= (n-1)/2 (low S)."""
     if len(signature) != SIGNATURE_SIZE:

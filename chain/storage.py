@@ -2,19 +2,22 @@
 
 One database file (WAL mode) per node. Tables:
 
-    block_index  every valid-looking header seen: hash, header, height, status, seq
+    block_index  every valid-looking header kept: hash, header, height, status, seq
     blocks       raw block bytes, for active and side branches alike
     undo         per connected block, the coins it spent (to disconnect it)
     active       height -> hash of the active chain (locators, getblockhash)
     utxo         the coin set, indexed by owner (balances, listunspent)
     txindex      txid -> (height, position) for every tx on the active chain
     history      per owner and tx of the active chain: units in minus units out
-    meta         the tip, and the coin count and total (the money supply)
+    meta         the network and genesis hash the file was created for, the
+                 tip, and the coin count and total (the money supply)
 
-Connecting or disconnecting a block is one SQLite transaction
-(``apply_block``): either every table moved to the new tip or none did, so a
-crash at any point leaves the last fully connected state, and reopening the
-file resumes it exactly.
+Every method that changes anything is one SQLite transaction (``_write``):
+either all its statements take effect or none do, so a crash or a failed
+write (disk full, database locked) at any point leaves the last committed
+state, and reopening the file resumes it exactly. That includes creating
+the file: the network, the genesis header, body and its connection are one
+transaction. ``ChainState`` changes its memory only after a write returns.
 """
 
 import sqlite3
@@ -98,9 +101,38 @@ class Store:
         return self.db.execute("SELECT header, height, status, seq, reason FROM block_index "
                                "ORDER BY height, seq").fetchall()
 
+    def genesis_hash(self) -> bytes | None:
+        """The hash of the height-0 block of the index (files from before the
+        network was kept in meta), or None for an empty file."""
+        row = self.db.execute("SELECT hash FROM block_index WHERE height=0 LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
+    def create(self, network: str, genesis: Block, changes: dict[OutPoint, Coin | None],
+               spent: list[tuple[OutPoint, Coin]], undo: bytes, status: int, seq: int) -> None:
+        """Start the file: its network, the genesis header and body, and genesis
+        connected, in one transaction (also over a first start that stopped
+        half way, as older versions could)."""
+        connect = self._apply_statements(genesis, 0, True, changes, spent, undo)
+
+        def write(db):
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                           [("network", network), ("genesis", genesis.hash)])
+            db.execute("INSERT OR REPLACE INTO block_index VALUES (?,?,0,?,?,NULL)",
+                       (genesis.hash, genesis.header.raw, status, seq))
+            db.execute("INSERT OR REPLACE INTO blocks VALUES (?,?)", (genesis.hash, genesis.raw))
+            connect(db)
+        self._write(write)
+
     def put_index_entry(self, hash_: bytes, header: bytes, height: int) -> None:
-        self.db.execute("INSERT OR IGNORE INTO block_index VALUES (?,?,?,0,0,NULL)",
-                        (hash_, header, height))
+        self._write(lambda db: db.execute(
+            "INSERT OR IGNORE INTO block_index VALUES (?,?,?,0,0,NULL)", (hash_, header, height)))
+
+    def forget_entries(self, hashes: list[bytes]) -> None:
+        """Delete index entries (and any body) the chain state gives up on."""
+        def write(db):
+            db.executemany("DELETE FROM block_index WHERE hash=?", [(h,) for h in hashes])
+            db.executemany("DELETE FROM blocks WHERE hash=?", [(h,) for h in hashes])
+        self._write(write)
 
     def mark_failed(self, failures: list[tuple[bytes, int, str]]) -> None:
         """(hash, status, reject code) for each block found invalid."""
@@ -108,10 +140,15 @@ class Store:
             "UPDATE block_index SET status=?, reason=? WHERE hash=?",
             [(status, reason, hash_) for hash_, status, reason in failures]))
 
-    def put_block(self, hash_: bytes, raw: bytes, status: int, seq: int) -> None:
+    def put_block(self, hash_: bytes, raw: bytes, status: int,
+                  seqs: list[tuple[bytes, int]]) -> None:
+        """Store a body and its entry's new status; ``seqs`` gives the sequence
+        number of every entry whose chain this body completes."""
         def write(db):
             db.execute("INSERT OR REPLACE INTO blocks VALUES (?,?)", (hash_, raw))
-            db.execute("UPDATE block_index SET status=?, seq=? WHERE hash=?", (status, seq, hash_))
+            db.execute("UPDATE block_index SET status=? WHERE hash=?", (status, hash_))
+            db.executemany("UPDATE block_index SET seq=? WHERE hash=?",
+                           [(seq, h) for h, seq in seqs])
         self._write(write)
 
     def get_block_raw(self, hash_: bytes) -> bytes | None:
@@ -143,6 +180,16 @@ class Store:
         rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo")
         return {OutPoint(r[0], r[1]): Coin(r[2], r[3], r[4], bool(r[5])) for r in rows}
 
+    def iter_coins(self, owner: bytes | None, after: OutPoint, max_height: int):
+        """Lazily, the coins (of ``owner``, or all) created at ``max_height`` or
+        below, in (txid, index) order from just after ``after``: one page of
+        ``listunspent`` reads only as many rows as it returns."""
+        where = "owner=? AND " if owner is not None else ""
+        rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo "
+                               f"WHERE {where}(txid, idx) > (?, ?) AND height <= ? ORDER BY txid, idx",
+                               (*([owner] if owner is not None else []), *after, max_height))
+        return ((OutPoint(r[0], r[1]), Coin(r[2], r[3], r[4], bool(r[5]))) for r in rows)
+
     def utxo_stats(self) -> tuple[int, int]:
         """(number of coins, total units): kept in meta, updated with every block."""
         return int(self.get_meta("utxo_count", 0)), int(self.get_meta("utxo_total", 0))
@@ -152,10 +199,13 @@ class Store:
         row = self.db.execute("SELECT height, pos FROM txindex WHERE txid=?", (txid,)).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def history_of(self, owner: bytes) -> list[tuple[bytes, int, int, int]]:
-        """(txid, height, pos, delta) oldest first."""
+    def history_of(self, owner: bytes, after: tuple[int, int] = (-1, -1),
+                   limit: int = -1) -> list[tuple[bytes, int, int, int]]:
+        """(txid, height, pos, delta) oldest first; optionally only the
+        ``limit`` rows after (height, pos) ``after`` (a page)."""
         return self.db.execute("SELECT txid, height, pos, delta FROM history WHERE owner=? "
-                               "ORDER BY height, pos", (owner,)).fetchall()
+                               "AND (height, pos) > (?, ?) ORDER BY height, pos LIMIT ?",
+                               (owner, *after, limit)).fetchall()
 
     # -- moving the tip ---------------------------------------------------------------
     def apply_block(self, block: Block, height: int, connect: bool,
@@ -163,6 +213,11 @@ class Store:
                     spent: list[tuple[OutPoint, Coin]], undo: bytes | None) -> None:
         """Connect (or disconnect) ``block`` at ``height`` in one transaction:
         coin changes, undo data, tx index, history, active chain and totals."""
+        self._write(self._apply_statements(block, height, connect, changes, spent, undo))
+
+    def _apply_statements(self, block: Block, height: int, connect: bool,
+                          changes: dict[OutPoint, Coin | None],
+                          spent: list[tuple[OutPoint, Coin]], undo: bytes | None):
         created = [(out.amount) for tx in block.txs for out in tx.outputs]
         sign = 1 if connect else -1
         count_delta = sign * (len(created) - len(spent))
@@ -194,4 +249,4 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
                            [("tip", tip), ("utxo_count", count + count_delta),
                             ("utxo_total", total + total_delta)])
-        self._write(write)
+        return write

@@ -7,16 +7,23 @@
 A transaction with no inputs is a *coinbase*: it creates the block reward
 and its locktime is the block height. ``txid = sha256d(bytes)``.
 
-What input *i* signs (``sighash``) is the whole transaction with every
-signature blanked, the network's magic, ``i``, and the amount and owner of
+What input *i* signs (``sighash``) is the network's magic, the whole
+transaction with every signature blanked, ``i``, and the amount and owner of
 the coin it spends. So a signature commits to every input and output (a
 relay cannot change an amount or a recipient), to the coin (it cannot be
 pointed at another), and to the network (it cannot be replayed elsewhere).
 
-``Tx`` objects are immutable values; their bytes, txid and blanked form are
-computed once and cached.
+Every input's digest starts with the same bytes (magic + blanked tx), so
+they are hashed once per tx and network, and each input continues from a
+copy of that SHA-256 state with its own 32 bytes: checking a tx costs
+SHA-256 over its size plus its inputs, not its size times its inputs (a
+7,000-input tx would otherwise hash 6.5 GB).
+
+``Tx`` objects are immutable values; their bytes, txid and the hashed
+signing prefix are computed once and cached.
 """
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -106,14 +113,25 @@ class Tx:
         parts.append(u32(self.locktime))
         return b"".join(parts)
 
-    @cached_property
+    @property
     def blanked(self) -> bytes:
         """The bytes with every signature set to 64 zero bytes (what is signed)."""
         return self._serialize(blank_signatures=True)
 
+    @cached_property
+    def _signing_prefixes(self) -> dict:
+        return {}  # magic -> SHA-256 state after magic + blanked bytes
+
     def sighash(self, index: int, spent: TxOut, magic: bytes) -> bytes:
-        """The 32-byte digest that input ``index`` signs (PROTOCOL.md 3)."""
-        return sha256d(magic + self.blanked + u32(index) + spent.serialize())
+        """The 32-byte digest that input ``index`` signs (PROTOCOL.md 3):
+        ``sha256d(magic | blanked tx | index:u32 | amount:i64 | owner:20)``."""
+        prefix = self._signing_prefixes.get(magic)
+        if prefix is None:  # two threads may both build it: the states are equal
+            prefix = hashlib.sha256(magic + self.blanked)
+            self._signing_prefixes[magic] = prefix
+        state = prefix.copy()
+        state.update(u32(index) + spent.serialize())
+        return hashlib.sha256(state.digest()).digest()
 
     @classmethod
     def read(cls, reader: Reader) -> "Tx":

@@ -144,15 +144,3 @@ def check_authorizations(tx: Tx, spent: list[Coin], magic: bytes,
     for index, coin in enumerate(spent):
         check_input_authorization(tx, index, coin, magic, cache)
 
-
-def check_tx_consensus(tx: Tx, view: CoinView, height: int, net: Network) -> int:
-    """Every consensus rule for a loose tx that would go into a block at
-    ``height``, in Core's order; returns the fee. The mempool runs these same
-    steps with its policy checks in between (node/mempool.py)."""
-    check_transaction(tx)
-    check_not_coinbase(tx)
-    check_final(tx, height)
-    spent = find_spent_coins(tx, view)
-    fee = check_tx_inputs(tx, spent, height, net)
-    check_authorizations(tx, spent, net.magic)
-    return fee

@@ -17,11 +17,12 @@ import signal
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chain.keys import DEMO_ACCOUNTS
-from node.rpc_client import RpcClientError
+from client.rpc import RpcClientError
+from display.output import console, table
 
 from .catalog import DEMOS, ORDER, unavailable
 from .narrator import Narrator
@@ -69,16 +70,16 @@ def _running_world(urls, datadirs, devnet_dir, bank, generate) -> World:
 
 
 def _summary(results: dict[str, dict]) -> Table:
-    table = Table("demo", "result", title="toychain demo all")
+    summary = table("demo", "result", title="toychain demo all")
     for name, outcome in results.items():
         if "skipped" in outcome:
-            table.add_row(name, f"skipped: {outcome['skipped']}")
+            summary.add_row(name, f"skipped: {escape(outcome['skipped'])}")
         elif "error" in outcome:
-            table.add_row(name, f"[red]failed: {outcome['error']}[/]")
+            summary.add_row(name, f"[red]failed: {escape(outcome['error'])}[/]")
         else:
-            table.add_row(name, "[green]every claim verified[/]" if outcome["ok"]
-                          else "[red]some claims did not hold[/]")
-    return table
+            summary.add_row(name, "[green]every claim verified[/]" if outcome["ok"]
+                            else "[red]some claims did not hold[/]")
+    return summary
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,7 +145,7 @@ def demo(name, urls, datadirs, devnet_dir, bank, generate, slow, as_json):
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not single and not as_json:
-        Console().print(_summary(results))
+        console().print(_summary(results))
     failed = [n for n, outcome in results.items() if not outcome["ok"]]
     if failed:
         raise click.ClickException(f"not verified: {', '.join(failed)}")

@@ -2,10 +2,10 @@
 directory, started *without* ``--mine`` so that blocks appear only when the
 demo asks for them (``generatetoaddress`` with the node's cookie).
 
-The nodes are ordinary ``toychain node --network devnet`` processes on free
-ports of 127.0.0.1. They are linked with one-shot connections (``addnode
-HOST:PORT onetry``), not ``--peer``: a ``--peer`` link is redialled forever,
-so the reorg demo could not cut node 3 off. Every node is linked to every
+The nodes are ordinary ``toychain node --network devnet`` processes (run as
+``python -m node``) on free ports of 127.0.0.1. They are linked with one-shot
+connections (``addnode HOST:PORT onetry``), not ``--peer``: a ``--peer``
+link is redialled forever, so the reorg demo could not cut node 3 off. Every node is linked to every
 other, so a transaction reaches all of them directly.
 
 Stopping sends SIGTERM (a clean shutdown) and kills a node that is still
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 
 READY_SECONDS = 60.0
 STOP_SECONDS = 15.0
@@ -58,7 +58,7 @@ class LocalNode:
         self.port = free_port()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(  # cwd: no stray "node" package of the user's shadows ours
-            [sys.executable, "-m", "node", "node", "--network", "devnet",
+            [sys.executable, "-m", "node", "--network", "devnet",
              "--datadir", str(self.datadir.resolve()), "--port", str(self.port)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.datadir)
         log.close()

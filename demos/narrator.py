@@ -37,12 +37,11 @@ import json
 import sys
 import time
 
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
 from chain.amounts import COIN
+from display.output import console, table as make_table
 
 SLOW_SECONDS = 3.0
 
@@ -65,7 +64,7 @@ class Narrator:
         self.slow = slow
         self.pause = pause
         self.out = out or sys.stdout
-        self.console = Console(file=self.out, highlight=False, soft_wrap=False)
+        self.console = console(file=self.out, highlight=False)  # unlimited width off a terminal
         self.demo: str | None = None
         self.count = 0
         self.lines: list[dict] = []  # everything said, as data (the tests read it)
@@ -142,7 +141,7 @@ class Narrator:
         if note:
             print_(f"   {escape(note)}")
         if table:
-            grid = Table(*table["columns"], title=table.get("title"), title_justify="left")
+            grid = make_table(*table["columns"], title=table.get("title"), title_justify="left")
             for row in table["rows"]:
                 grid.add_row(*(escape(str(cell)) for cell in row))
             print_(grid)

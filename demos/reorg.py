@@ -23,7 +23,7 @@ is its formula, and the demo prints its table for q = 0.1.
 import math
 
 from chain.amounts import COIN
-from node.rpc_client import RpcClientError
+from client.rpc import RpcClientError
 
 from .narrator import Narrator
 from .txs import fee_for, pay, spend

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from chain.params import NETWORKS, Network
 from chain.tx import Tx
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call, rpc_pages
 
 from .actors import Actor, Cast, demo_account, fresh_actor, new_run_id
 from .narrator import Narrator, toy
@@ -62,6 +62,9 @@ class NodeRef:
 
     def call(self, method: str, *params, timeout: float = 30.0):
         return rpc_call(self.url, method, list(params), self.token, timeout)
+
+    def pages(self, method: str, *params, timeout: float = 30.0) -> list:
+        return rpc_pages(self.url, method, list(params), self.token, timeout)
 
 
 @dataclass
@@ -203,9 +206,12 @@ class World:
             return self.nodes[which]
         return next(n for n in self.nodes if n.name == which)
 
-    def call(self, node, method: str, *params, timeout: float = 30.0):
+    def call(self, node, method: str, *params, timeout: float = 30.0, paged: bool = False):
+        """One call (``paged``: every page of listunspent or getaddresshistory)."""
         node = self.node(node)
         try:
+            if paged:
+                return node.pages(method, *params, timeout=timeout)
             return node.call(method, *params, timeout=timeout)
         except RpcClientError as error:
             if error.code is None:  # unreachable or unauthorized: not a refusal
@@ -216,7 +222,7 @@ class World:
         """{name: {"confirmed": units, "pending": units}} as ``node`` sees them."""
         result = {}
         for actor in actors:
-            history = self.call(node, "getaddresshistory", actor.address)
+            history = self.call(node, "getaddresshistory", actor.address, paged=True)
             result[actor.name] = {
                 "confirmed": sum(h["delta"] for h in history if h["height"] is not None),
                 "pending": sum(h["delta"] for h in history if h["height"] is None)}
@@ -253,7 +259,7 @@ class World:
 
     def coins(self, actor: Actor, node=None) -> list[Coin]:
         """``actor``'s confirmed, mature coins not spent by a pending tx, largest first."""
-        rows = self.call(node, "listunspent", [actor.address], 1)
+        rows = self.call(node, "listunspent", [actor.address], 1, paged=True)
         return sorted((Coin.from_row(r) for r in rows if r["mature"]), key=lambda c: -c.amount)
 
     def tx_state(self, txid: str, node=None) -> int | None:

@@ -1,5 +1,6 @@
-"""``python -m node`` is the ``toychain`` command (used to start child nodes)."""
+"""``python -m node ...`` runs a node: the same command as ``toychain node ...``
+(devnets use it to start their child nodes)."""
 
-from .cli import main
+from .cli import node
 
-main()
+node()

@@ -24,10 +24,11 @@ is asked for nothing past it. A peer that has not delivered a block within
 ``BLOCK_TIMEOUT`` of being asked is disconnected (not banned: it may just be
 slow), as Core does; its requests go to others.
 
-A block announced by ``inv`` whose header we do not know is asked of the
-announcer at once (the fastest way to relay a new block) unless another
-peer was asked for it less than ``STALL_SECONDS`` ago; the node then asks
-the announcer for headers instead, which makes it a candidate for later.
+A block announced by ``inv`` that we do not have is asked of the announcer
+at once (the fastest way to relay a new block, whatever its branch) unless
+another peer was asked for it less than ``STALL_SECONDS`` ago; if we lack
+its header too, the node then asks the announcer for headers, which makes
+it a candidate for later.
 
 Bounds: per peer, ``MAX_BLOCKS_IN_FLIGHT`` requests and a cached path of at
 most ``WINDOW`` headers; overall, requests are at most 16 per peer.
@@ -77,9 +78,12 @@ class BlockDownload:
         best = self.peers[peer].best
         return -1 if best is None else best.height
 
-    def announced_unknown(self, peer: int, hash_: bytes, now: float) -> bool:
-        """An ``inv`` of a block whose header we lack: True if it is asked of ``peer`` now."""
+    def announced(self, peer: int, hash_: bytes, now: float) -> bool:
+        """An ``inv`` of a block we do not have: True if it is asked of ``peer`` now."""
         state = self.peers[peer]
+        entry = self.chain.index.get(hash_)
+        if entry is not None and entry.status & HAVE_DATA:
+            return False
         if len(state.in_flight) >= MAX_BLOCKS_IN_FLIGHT or hash_ in state.in_flight:
             return False
         if self.chain.invalid_reason(hash_) or hash_ in self.chain.orphans or self._recently_asked(hash_, now):

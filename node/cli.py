@@ -1,11 +1,12 @@
-"""The ``toychain`` command: ``toychain node`` runs a node, ``toychain rpc``
-calls any RPC method and prints the JSON result.
+"""The daemon's command line: ``toychain node`` (also ``python -m node``)
+parses and checks its options, then runs one ``NodeServer`` until Ctrl-C,
+SIGTERM or the ``stop`` RPC. The ``toychain`` command adds it to its group
+(``toychain/cli.py``); devnets start their child nodes with ``python -m node``.
 
 Bad input gets a one-line error and a non-zero exit, never a traceback.
 """
 
 import asyncio
-import json
 import logging
 import sys
 from pathlib import Path
@@ -13,18 +14,8 @@ from pathlib import Path
 import click
 
 from chain.address import AddressError, decode_address
+from chain.chainstate import WrongNetwork
 from chain.params import NETWORKS
-
-from demos.cli import demo
-from wallet.cli import wallet
-
-from .devnet import devnet
-from .rpc_client import RpcClientError, rpc_call
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
-    """Toychain: a teaching blockchain node."""
 
 
 def _owner(address: str | None) -> bytes | None:
@@ -36,7 +27,7 @@ def _owner(address: str | None) -> bytes | None:
         raise click.BadParameter(str(error), param_hint="--miner-address") from None
 
 
-@main.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--network", type=click.Choice(sorted(NETWORKS)), default="regtest", show_default=True)
 @click.option("--datadir", type=click.Path(file_okay=False), required=True,
               help="Where the chain database and the RPC cookie live.")
@@ -47,56 +38,36 @@ def _owner(address: str | None) -> bytes | None:
 @click.option("--automine", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="Regtest: mine a block every SECONDS when the mempool is not empty.")
 @click.option("--miner-address", help="Address that block rewards go to (needed to mine).")
+@click.option("--allow-origin", "origins", multiple=True, metavar="URL",
+              help="A web page origin (http://HOST:PORT) that may call the public RPC and watch "
+                   "/events, e.g. a dashboard on another port (repeatable). The node's own page "
+                   "at / needs none.")
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
-def node(network, datadir, port, bind, peers, mine, automine, miner_address, verbose):
+def node(network, datadir, port, bind, peers, mine, automine, miner_address, origins, verbose):
     """Run a node until Ctrl-C (or SIGTERM, or the `stop` RPC)."""
+    from .http_guard import normalize_origin
     from .messages import is_addr
     from .server import NodeServer
     for peer in peers:
         if not is_addr(peer):
             raise click.BadParameter(f"{peer!r} is not HOST:PORT", param_hint="--peer")
+    for origin in origins:
+        try:
+            normalize_origin(origin)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--allow-origin") from None
     owner = _owner(miner_address)
     if (mine or automine) and owner is None:
         raise click.UsageError("--mine and --automine need --miner-address")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     server = NodeServer(NETWORKS[network], Path(datadir), bind, port, list(peers), mine,
-                        automine, owner)
+                        automine, owner, allowed_origins=list(origins))
     try:
         asyncio.run(server.run_until_stopped())
     except OSError as error:
         raise click.ClickException(f"cannot start the node: {error}") from None
-
-
-def _parse_arg(text: str):
-    """JSON if it parses (numbers, true, lists), else the plain string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--node", "url", default=None, help="Node URL (default http://127.0.0.1:<regtest port>).")
-@click.option("--datadir", type=click.Path(file_okay=False), help="Read the admin cookie from here.")
-@click.argument("method")
-@click.argument("args", nargs=-1)
-def rpc(url, datadir, method, args):
-    """Call METHOD with ARGS (each parsed as JSON if it can be) and print the result."""
-    url = url or f"http://127.0.0.1:{NETWORKS['regtest'].default_port}"
-    token = None
-    if datadir:
-        try:
-            token = (Path(datadir) / ".cookie").read_text().strip()
-        except OSError as error:
-            raise click.ClickException(f"cannot read the cookie in {datadir}: {error}") from None
-    try:
-        result = rpc_call(url, method, [_parse_arg(a) for a in args], token)
-    except RpcClientError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(json.dumps(result, indent=2))
-
-
-main.add_command(wallet)
-main.add_command(devnet)
-main.add_command(demo)
+    except WrongNetwork as error:
+        raise click.ClickException(
+            f"cannot start the node: datadir {datadir} holds the chain of {error.stored}, not of "
+            f"{error.wanted}; start it with its own --network, or use another --datadir") from None

@@ -15,6 +15,10 @@ class EventBus:
     def __init__(self):
         self._subscribers: set[asyncio.Queue] = set()
 
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
     def subscribe(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT + 1)
         self._subscribers.add(queue)

@@ -4,24 +4,30 @@ devnet proof-of-work search in a separate process.
 A template takes mempool transactions by fee rate (parents first) within the
 block size limit and pays subsidy + fees to the miner in one coinbase
 output; its time is ``max(now, MTP + 1)``. On devnet the nonce search runs
-in a worker process in chunks, so the event loop (peers, RPC) stays
-responsive, and the work is abandoned as soon as the tip changes.
+in a worker process in chunks (``search``), so the event loop (peers, RPC)
+stays responsive, and the work is abandoned as soon as the tip changes:
+the background miner (``Miner``) and ``generatetoaddress`` (``mine``) alike.
+A block whose expected work is tiny (regtest: about two hashes) is solved
+in place, which is faster than a trip to another process.
 """
 
 import asyncio
 import logging
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 from chain.block import Block, Header
 from chain.mining import build_block, solve
 from chain.params import MAX_BLOCK_SIZE
+from chain.pow import block_work
 from chain.tx import TxOut
 
 from .node import Node
 
 log = logging.getLogger("toychain")
 COINBASE_ROOM = 1_000
-CHUNK = 100_000
+CHUNK = 100_000        # nonces per trip to the worker process: about 0.15 s of hashing
+INLINE_WORK = 1_000    # expected hashes a block may need and still be solved on the loop (~1 ms)
 
 
 def block_template(node: Node, owner: bytes, now: float) -> Block:
@@ -39,16 +45,52 @@ def generate(node: Node, count: int, owner: bytes) -> list[bytes]:
     hashes = []
     for _ in range(count):
         template = block_template(node, owner, node.clock())
-        block = Block(solve(template.header), template.txs)
-        outcome = node.accept_block(block, "generatetoaddress")
-        if outcome.status != "connected":
-            raise RuntimeError(f"mined block not connected: {outcome.status} {outcome.error}")
-        hashes.append(block.hash)
+        hashes.append(_connect(node, Block(solve(template.header), template.txs)))
     return hashes
 
 
 def _solve_chunk(header: Header, tries: int) -> Header | None:
     return solve(header, tries)
+
+
+async def search(pool: ProcessPoolExecutor, header: Header, stale, rebuild=lambda: False) -> Header | None:
+    """The solved header, searched ``CHUNK`` nonces at a time in ``pool``;
+    None as soon as ``stale()`` says the work is no longer wanted, or after
+    a chunk without a solution when ``rebuild()`` asks for a new template."""
+    loop = asyncio.get_running_loop()
+    while True:
+        found = await loop.run_in_executor(pool, _solve_chunk, header, CHUNK)
+        if stale():
+            return None
+        if found is not None or rebuild():
+            return found
+        header = replace(header, nonce=header.nonce + CHUNK)
+
+
+async def mine(node: Node, count: int, owner: bytes, pool: ProcessPoolExecutor) -> list[bytes]:
+    """``generate`` without holding the loop: the nonce search runs in
+    ``pool`` (unless the work is tiny), a template is rebuilt when another
+    block moves the tip, and the loop runs other work between blocks."""
+    hashes = []
+    while len(hashes) < count:
+        template = block_template(node, owner, node.clock())
+        tip = node.chain.tip.hash
+        if block_work(template.header.bits) <= INLINE_WORK:
+            header = solve(template.header)
+        else:
+            header = await search(pool, template.header, lambda: node.chain.tip.hash != tip)
+            if header is None:
+                continue  # someone else's block came first: mine on the new tip
+        hashes.append(_connect(node, Block(header, template.txs)))
+        await asyncio.sleep(0)
+    return hashes
+
+
+def _connect(node: Node, block: Block) -> bytes:
+    outcome = node.accept_block(block, "generatetoaddress")
+    if outcome.status != "connected":
+        raise RuntimeError(f"mined block not connected: {outcome.status} {outcome.error}")
+    return block.hash
 
 
 class Miner:
@@ -60,24 +102,17 @@ class Miner:
         self._pool: ProcessPoolExecutor | None = None
 
     async def run_pow(self) -> None:
-        loop = asyncio.get_running_loop()
         self._pool = ProcessPoolExecutor(1)
+        node = self.node
         try:
             while True:
-                template = block_template(self.node, self.owner, self.node.clock())
-                tip, mempool_size = self.node.chain.tip.hash, len(self.node.mempool)
-                header = template.header
-                while True:
-                    found = await loop.run_in_executor(self._pool, _solve_chunk, header, CHUNK)
-                    if self.node.chain.tip.hash != tip:
-                        break  # stale: someone else extended the chain
-                    if found is not None:
-                        self.node.accept_block(Block(found, template.txs), "miner")
-                        break
-                    header = Header(header.version, header.prev_hash, header.merkle_root,
-                                    header.time, header.bits, header.nonce + CHUNK)
-                    if len(self.node.mempool) != mempool_size:
-                        break  # new transactions: rebuild the template
+                template = block_template(node, self.owner, node.clock())
+                tip, mempool_size = node.chain.tip.hash, len(node.mempool)
+                # stale: someone else extended the chain; rebuild: new txs for a new template
+                found = await search(self._pool, template.header, lambda: node.chain.tip.hash != tip,
+                                     lambda: len(node.mempool) != mempool_size)
+                if found is not None:
+                    node.accept_block(Block(found, template.txs), "miner")
         finally:
             self._pool.shutdown(cancel_futures=True)
 

@@ -51,7 +51,7 @@ from collections import deque
 
 from chain.address import encode_address
 from chain.block import Block
-from chain.chainstate import HAVE_DATA, ChainState
+from chain.chainstate import ChainState
 from chain.errors import ORPHAN, PUNISH, REMEMBER, RuleError
 from chain.tx import Tx
 
@@ -521,9 +521,9 @@ class Node:
                 if entry is not None:
                     peer.height = max(peer.height, entry.height)
                     self.blocks.peer_has(peer.id, entry)
-                elif self.blocks.announced_unknown(peer.id, hash_, now):
+                if self.blocks.announced(peer.id, hash_, now):
                     want.append((kind, hash_))
-                elif not self.chain.invalid_reason(hash_):
+                elif entry is None and not self.chain.invalid_reason(hash_):
                     ask_headers = True
         if want:
             self._send(peer, m.inv(want, "getdata"))
@@ -660,7 +660,9 @@ class Node:
                     return
                 break
             peer.mark_known("block", header.hash)
-        if last is not None:
+            if last.hash not in self.chain.index:
+                break  # not kept: the chain state's side entries are full (chain/chainstate.py)
+        if last is not None and last.hash in self.chain.index:
             self.blocks.peer_has(peer.id, last)
             peer.height = max(peer.height, last.height)
             if len(headers) == m.MAX_HEADERS:
@@ -693,9 +695,10 @@ class Node:
 
     def accept_block(self, block: Block, source: str = "rpc", requested: bool = True):
         """Process a block from anywhere; update the mempool, relay, publish events.
-        ``requested``: False for a block a peer sent without being asked."""
+        ``requested``: False for a block a peer sent without being asked (an
+        unrequested block on a branch with less work is not stored)."""
         self.blocks.received(block.hash)
-        outcome = self.chain.process_block(block)  # MERGE: process_block(block, requested, source) (core branch)
+        outcome = self.chain.process_block(block, requested, source)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
         if outcome.error is not None and outcome.status != "orphan":

@@ -6,7 +6,29 @@ bitcoind: -26 rejected, -27 already in chain, -22 bad encoding, -5 unknown
 address/tx/block, -8 bad parameter, -32601 unknown method. A refusal's
 message is ``CODE: sentence`` and its data carries the bare ``reject_reason``.
 Methods marked ``admin`` need the cookie (the HTTP layer checks it).
+
+No call may hold the event loop for long (every peer waits meanwhile):
+``listunspent`` and ``getaddresshistory`` answer at most ``MAX_PAGE`` items
+per call, read from SQLite page by page (``options`` ``{"limit", "after"}``:
+docs/protocol-notes.md), and name at most ``MAX_ADDRESSES``; ``run``, what
+the HTTP layer awaits, mines ``generatetoaddress`` blocks with a worker
+process and yields between blocks (``miner.mine``), and decodes a
+transaction (``decoderawtransaction``: up to 7,000 addresses to encode) on
+a worker thread. Methods that scan the mempool (``getrawmempool``, and
+``listunspent``/``getaddresshistory`` for its part) are generators that
+yield every ``SCAN_CHUNK`` entries: ``run`` lets the loop in there, ``call``
+runs any method straight through (regtest blocks are solved in place).
+HEAVY calls from all clients compute one slice at a time (``Turns``), so
+that ten clients cannot stack ten heavy calls into one loop iteration.
 """
+
+import asyncio
+import heapq
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from inspect import isgenerator
 
 from chain.address import AddressError, decode_address, encode_address
 from chain.block import Block
@@ -17,12 +39,31 @@ from chain.tx import OutPoint, Tx
 
 from .addrman import MAX_MANUAL_PEERS
 from .messages import is_addr
-from .miner import generate
+from .miner import generate, mine
 from .node import USER_AGENT, Node
 
 PROTOCOL_VERSION = 1
 MAX_TESTMEMPOOLACCEPT = 100
 MAX_GENERATE = 10_000
+# Bech32 in pure Python costs ~70 us to decode an address and ~55 us to encode one: these two
+# bounds keep a call under ~60 ms whatever addresses it names (scripts/bench_rpc_lag.py).
+MAX_ADDRESSES = 500
+MAX_PAGE = 1000  # coins or history items per call
+PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` computes it on a thread
+# Calls whose cost grows with the chain, the mempool or the request (up to tens of ms): they
+# take turns (``Turns``). The others cost well under a millisecond and never wait.
+HEAVY = {"listunspent", "getaddresshistory", "getrawmempool", "getblock", "getrawtransaction",
+         "sendrawtransaction", "testmempoolaccept", "submitblock"}
+# What one turn of a long call does, about 10 ms at most:
+SCAN_CHUNK = 2000    # mempool entries looked at
+ADDRESS_CHUNK = 100  # addresses decoded
+COIN_CHUNK = 200     # coins turned into JSON (each may need its address encoded)
+ROW_CHUNK = 2000     # coin rows read from SQLite ...
+QUERY_ROWS = 20      # ... a query counting as this many (one owner's coins: a query each)
+PAUSE_FROM = 0.002  # seconds: a turn that took longer is followed by a pause as long
+
+# A page of coins mostly repeats a few owners.
+_address = lru_cache(maxsize=4096)(encode_address)
 
 
 class RpcError(Exception):
@@ -103,9 +144,9 @@ def _entry(node: Node, value):
 def _tx_json(tx: Tx) -> dict:
     return {"txid": tx.txid.hex(), "version": tx.version, "locktime": tx.locktime, "size": tx.size,
             "vin": [{"txid": i.prev_txid.hex(), "index": i.prev_index, "pubkey": i.pubkey.hex(),
-                     "signature": i.signature.hex(), "address": encode_address(owner_of(i.pubkey))}
+                     "signature": i.signature.hex(), "address": _address(owner_of(i.pubkey))}
                     for i in tx.inputs],
-            "vout": [{"index": n, "amount": o.amount, "address": encode_address(o.owner)}
+            "vout": [{"index": n, "amount": o.amount, "address": _address(o.owner)}
                      for n, o in enumerate(tx.outputs)]}
 
 
@@ -203,8 +244,12 @@ def submitblock(node: Node, hexdata):
     return outcome.error.code
 
 
-def getrawmempool(node: Node) -> list:
-    return [txid.hex() for txid in node.mempool.entries]
+def getrawmempool(node: Node):
+    txids, snapshot = [], list(node.mempool.entries)
+    for i in range(0, len(snapshot), SCAN_CHUNK):
+        txids += [txid.hex() for txid in snapshot[i:i + SCAN_CHUNK]]
+        yield  # a full mempool is ~150,000 txids: let the loop in between chunks
+    return txids
 
 
 def getmempoolinfo(node: Node) -> dict:
@@ -213,10 +258,11 @@ def getmempoolinfo(node: Node) -> dict:
             "orphans": len(node.orphans)}
 
 
-def _coin_json(node: Node, outpoint: OutPoint, coin, confirmations: int) -> dict:
+def _coin_json(node: Node, outpoint: OutPoint, coin, confirmations: int, names: dict) -> dict:
+    """``names``: owner -> address for the owners the caller named (no encoding needed)."""
     mature = not coin.coinbase or node.chain.height + 1 - coin.height >= node.chain.net.coinbase_maturity
     return {"txid": outpoint.txid.hex(), "index": outpoint.index, "amount": coin.amount,
-            "address": encode_address(coin.owner), "confirmations": confirmations,
+            "address": names.get(coin.owner) or _address(coin.owner), "confirmations": confirmations,
             "coinbase": coin.coinbase, "mature": mature}
 
 
@@ -236,58 +282,193 @@ def gettxout(node: Node, txid, index, include_mempool=True):
         confirmations = coin and _confirmations(node, coin.height)
     if coin is None:
         return None
-    return {"amount": coin.amount, "address": encode_address(coin.owner),
+    return {"amount": coin.amount, "address": _address(coin.owner),
             "confirmations": confirmations, "coinbase": coin.coinbase}
 
 
-def listunspent(node: Node, addresses=None, minconf=1) -> list:
+def _paging(options) -> tuple[int, dict | None] | None:
+    """``options`` {"limit": 1..MAX_PAGE, "after": the last item of the previous
+    page}: (limit, after), or None when the caller does not page."""
+    if options is None:
+        return None
+    if not isinstance(options, dict) or not set(options) <= {"limit", "after"}:
+        raise RpcError(-8, 'options must be an object with "limit" and/or "after"')
+    limit = _int(options.get("limit", MAX_PAGE), "limit", 1, MAX_PAGE)
+    after = options.get("after")
+    if after is not None and not isinstance(after, dict):
+        raise RpcError(-8, '"after" must be the last item of the previous page')
+    return limit, after
+
+
+def _too_many(method: str, example: str) -> RpcError:
+    return RpcError(-8, f"{method}: more than {MAX_PAGE} items match; ask for them page by page with "
+                        f'the options parameter, {example} {{"limit": {MAX_PAGE}}} and then '
+                        f'{{"after": <the last item>}} until a page comes back short')
+
+
+def _owners(addresses):
+    """owner -> its address in the canonical lower case, for each address
+    named. A generator (``run`` lets the loop in between chunks): decoding
+    one address costs ~70 us."""
     if addresses is None:
         addresses = []
-    if not isinstance(addresses, list) or len(addresses) > 1000:
-        raise RpcError(-8, "addresses must be a list of at most 1000 addresses")
-    owners = {_owner(a) for a in addresses}
+    if not isinstance(addresses, list) or len(addresses) > MAX_ADDRESSES:
+        raise RpcError(-8, f"addresses must be a list of at most {MAX_ADDRESSES} addresses")
+    owners = {}
+    for i in range(0, len(addresses), ADDRESS_CHUNK):
+        owners.update((_owner(a), a.lower()) for a in addresses[i:i + ADDRESS_CHUNK])
+        yield
+    return owners
+
+
+def _in_chunks(items: list, convert):
+    """``[convert(item) for item in items]`` without the Nones, COIN_CHUNK at
+    a time (a generator): a coin may need its address encoded, ~55 us."""
+    done = []
+    for i in range(0, len(items), COIN_CHUNK):
+        done += [value for value in map(convert, items[i:i + COIN_CHUNK]) if value is not None]
+        yield
+    return done
+
+
+def _pool_first(node: Node, items_of, after, limit: int):
+    """The ``limit`` smallest items greater than ``after`` (None: any) that
+    ``items_of(entry)`` gives over the whole mempool. A generator: it yields
+    every SCAN_CHUNK entries so that ``run`` lets the loop in (a full
+    mempool holds ~150,000 txs), and returns the items. It reads a snapshot
+    of the entries, so a tx that leaves the mempool meanwhile may still be in."""
+    best, entries = [], list(node.mempool.entries.values())
+    for i in range(0, len(entries), SCAN_CHUNK):
+        found = [item for entry in entries[i:i + SCAN_CHUNK] for item in items_of(entry)
+                 if after is None or item > after]
+        best = heapq.nsmallest(limit, best + found)
+        yield
+    return best
+
+
+def _confirmed(node: Node, owners, start: OutPoint, newest: int, limit: int):
+    """The first ``limit`` (OutPoint, Coin) in (txid, index) order, after
+    ``start``, of ``owners`` (all coins when empty), created at ``newest`` or
+    below, not spent in the mempool. A generator: each slice reads at most
+    ROW_CHUNK rows (a query counting as QUERY_ROWS), and closes its SQLite
+    cursors before it yields (a block may be written in between); an owner's
+    read goes on in the next slice from where it stopped."""
+    store, spends = node.chain.store, node.mempool.spends
+    todo = [(owner, start) for owner in owners] or [(None, start)]
+    best: list = []  # the limit first so far, in order
+    while todo:
+        budget, found = ROW_CHUNK, []
+        while todo and budget > 0:
+            owner, after = todo.pop()
+            cutoff = best[-1][0] if len(best) == limit else None  # nothing past it can be in
+            rows, taken, resume = store.iter_coins(owner, after, newest), 0, None
+            budget -= QUERY_ROWS
+            for outpoint, coin in rows:
+                if cutoff is not None and outpoint > cutoff:
+                    break
+                if outpoint not in spends:
+                    found.append((outpoint, coin))
+                    taken += 1
+                budget -= 1
+                if taken == limit:
+                    break
+                if budget <= 0:
+                    resume = outpoint
+                    break
+            rows.close()
+            if resume is not None:
+                todo.append((owner, resume))
+        best = heapq.nsmallest(limit, best + found, key=lambda item: item[0])
+        yield
+    return best
+
+
+def listunspent(node: Node, addresses=None, minconf=1, options=None):
+    """Oldest first, at most MAX_PAGE coins; a page (``options``) lists
+    confirmed coins in (txid, index) order, then (minconf 0) mempool outputs
+    in (txid, index) order, the order SQLite's indexes read them in."""
+    owners = yield from _owners(addresses)
     minconf = _int(minconf, "minconf", 0)
-    store = node.chain.store
-    if owners:
-        coins = [item for owner in owners for item in store.coins_of(owner)]
-    else:
-        coins = sorted(store.all_coins().items(), key=lambda kv: kv[1].height)
+    paging = _paging(options)
+    limit, after = paging or (MAX_PAGE + 1, None)
+    start, in_pool = OutPoint(b"", -1), False
+    if after is not None:
+        start = OutPoint(_hash(after.get("txid"), "after.txid"), _int(after.get("index"), "after.index", 0))
+        in_pool = _int(after.get("confirmations"), "after.confirmations", 0) == 0
     result = []
-    for outpoint, coin in coins:
-        confirmations = _confirmations(node, coin.height)
-        if outpoint not in node.mempool.spends and confirmations >= minconf:
-            result.append(_coin_json(node, outpoint, coin, confirmations))
-    if minconf == 0:
-        for entry in node.mempool.entries.values():
-            for index, out in enumerate(entry.tx.outputs):
-                outpoint = OutPoint(entry.tx.txid, index)
-                if (not owners or out.owner in owners) and outpoint not in node.mempool.spends:
-                    coin = node.mempool.get_coin(outpoint)
-                    result.append(_coin_json(node, outpoint, coin, 0))
+    if not in_pool:
+        coins = yield from _confirmed(node, owners, start, node.chain.height - max(minconf, 1) + 1, limit)
+        result = yield from _in_chunks(coins, lambda item: _coin_json(
+            node, item[0], item[1], _confirmations(node, item[1].height), owners))
+    if minconf == 0 and len(result) < limit:
+        def outputs(entry):
+            return [outpoint for index, out in enumerate(entry.tx.outputs)
+                    if (not owners or out.owner in owners)
+                    and (outpoint := OutPoint(entry.tx.txid, index)) not in node.mempool.spends]
+
+        def unspent(outpoint):  # None if spent or mined since the scan
+            coin = node.mempool.get_coin(outpoint)
+            if coin is not None and outpoint.txid in node.mempool:
+                return _coin_json(node, outpoint, coin, 0, owners)
+            return None
+        pool = yield from _pool_first(node, outputs, start if in_pool else None, limit - len(result))
+        result += yield from _in_chunks(pool, unspent)
+    if paging is None:
+        if len(result) > MAX_PAGE:
+            raise _too_many("listunspent", "[addresses, minconf,")
+        result.sort(key=lambda c: (-c["confirmations"], c["txid"], c["index"]))  # oldest first
     return result
 
 
-def getaddresshistory(node: Node, address) -> list:
+def getaddresshistory(node: Node, address, options=None):
+    """Confirmed txs by (height, position), then mempool txs by arrival; at
+    most MAX_PAGE per call."""
     owner = _owner(address)
-    history = [{"txid": txid.hex(), "height": height, "delta": delta}
-               for txid, height, _, delta in node.chain.store.history_of(owner)]
+    paging = _paging(options)
+    limit, after = paging or (MAX_PAGE + 1, None)
     pool = node.mempool
-    for entry in sorted(pool.entries.values(), key=lambda e: e.time):
-        delta, touched = 0, False
-        for txin in entry.tx.inputs:
-            parent = pool.entries.get(txin.prev_txid)
-            spent = (parent.tx.outputs[txin.prev_index] if parent else
-                     node.chain.get_coin(txin.outpoint))
-            if spent is not None and spent.owner == owner:
+    in_pool, start = False, (-1, -1)
+    if after is not None:
+        txid = _hash(after.get("txid"), "after.txid")
+        in_pool = after.get("height") is None
+        if in_pool and txid not in pool:
+            raise RpcError(-8, f"after: tx {txid.hex()} left the mempool; start again without after")
+        if not in_pool:
+            start = node.chain.store.tx_location(txid)
+            if start is None:
+                raise RpcError(-8, f"after: tx {txid.hex()} is not in the active chain; start again without after")
+    history = [] if in_pool else [
+        {"txid": txid.hex(), "height": height, "delta": delta}
+        for txid, height, _, delta in node.chain.store.history_of(owner, start, limit)]
+    if len(history) < limit:
+        def touching(entry):
+            delta = _mempool_delta(node, entry.tx, owner)
+            return [] if delta is None else [(entry.time, entry.tx.txid, delta)]
+        cursor = (pool.entries[txid].time, txid, float("inf")) if in_pool else None
+        history += [{"txid": txid.hex(), "height": None, "delta": delta} for _, txid, delta in
+                    (yield from _pool_first(node, touching, cursor, limit - len(history)))]
+    if paging is None and len(history) > MAX_PAGE:
+        raise _too_many("getaddresshistory", "[address,")
+    return history
+
+
+def _mempool_delta(node: Node, tx: Tx, owner: bytes) -> int | None:
+    """Units ``owner`` gains (or loses) in a mempool tx; None if it is not
+    touched. An input's coin belongs to the owner of its pubkey (the
+    signature rules make sure), so only the owner's own inputs are looked up."""
+    delta, touched = 0, False
+    for txin in tx.inputs:
+        if owner_of(txin.pubkey) == owner:
+            parent = node.mempool.entries.get(txin.prev_txid)
+            spent = parent.tx.outputs[txin.prev_index] if parent else node.chain.get_coin(txin.outpoint)
+            if spent is not None:
                 delta -= spent.amount
                 touched = True
-        for out in entry.tx.outputs:
-            if out.owner == owner:
-                delta += out.amount
-                touched = True
-        if touched:
-            history.append({"txid": entry.tx.txid.hex(), "height": None, "delta": delta})
-    return history
+    for out in tx.outputs:
+        if out.owner == owner:
+            delta += out.amount
+            touched = True
+    return delta if touched else None
 
 
 def gettxoutsetinfo(node: Node) -> dict:
@@ -312,9 +493,12 @@ def getnetworkinfo(node: Node) -> dict:
             "listen": node.listen}
 
 
+def _generate_params(nblocks, address) -> tuple[int, bytes]:
+    return _int(nblocks, "nblocks", 0, MAX_GENERATE), _owner(address)
+
+
 def generatetoaddress(node: Node, nblocks, address) -> list:
-    count = _int(nblocks, "nblocks", 0, MAX_GENERATE)
-    return [h.hex() for h in generate(node, count, _owner(address))]
+    return [h.hex() for h in generate(node, *_generate_params(nblocks, address))]
 
 
 def _addr(value) -> str:
@@ -358,8 +542,8 @@ METHODS = {f.__name__: f for f in (
 ADMIN = {"generatetoaddress", "addnode", "disconnectnode", "listbanned", "clearbanned", "stop"}
 
 
-def call(node: Node, method: str, params) -> object:
-    """Run one method; raises RpcError."""
+def _arguments(method: str, params) -> list:
+    """``params`` checked against the method's signature; raises RpcError."""
     function = METHODS.get(method)
     if function is None:
         raise RpcError(-32601, f"method {method!r} not found")
@@ -373,4 +557,78 @@ def call(node: Node, method: str, params) -> object:
     if not required <= len(params) <= takes:
         names = ", ".join(code.co_varnames[1:takes + 1])
         raise RpcError(-8, f"{method} takes {required} to {takes} params ({names}), got {len(params)}")
-    return function(node, *params)
+    return params
+
+
+def _step(steps) -> tuple[bool, object]:
+    """One slice of a method written as a generator: (finished, its result)."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        return True, done.value
+    return False, None
+
+
+def call(node: Node, method: str, params) -> object:
+    """Run one method here and now; raises RpcError."""
+    result = METHODS[method](node, *_arguments(method, params))
+    if not isgenerator(result):
+        return result
+    while True:
+        finished, value = _step(result)
+        if finished:
+            return value
+
+
+class Turns:
+    """HEAVY calls compute on the loop one slice at a time, whoever asks (a
+    slice: a whole call, or one step of a generator method), and each slice
+    that took more than ``PAUSE_FROM`` is followed by a pause as long as
+    itself before the next one starts. Without it, every client's heavy call
+    runs in the same loop iteration (ten clients: ten times one call), and a
+    peer's ping, which needs several iterations to be read and answered,
+    waits for several rounds of them. With it the loop is held at most one
+    slice at a time, and peers and cheap calls get at least half of it.
+    Even a short slice lets the loop run once before the next."""
+
+    def __init__(self):
+        self._lock = asyncio.Lock()
+
+    async def take(self, compute):
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                return compute()
+            finally:
+                spent = time.perf_counter() - started
+                await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
+
+
+@dataclass
+class Workers:
+    """Where ``run`` sends work that would hold the event loop."""
+    miner: ProcessPoolExecutor   # generatetoaddress's proof of work
+    pure: ThreadPoolExecutor     # PURE methods: one thread, so the loop waits at most one GIL
+                                 # switch interval (5 ms) for it
+    turns: Turns                 # HEAVY methods' slices on the loop, one at a time
+
+
+async def run(node: Node, method: str, params, workers: Workers) -> object:
+    """Run one method for the HTTP layer: as ``call``, except that
+    ``generatetoaddress`` searches proof of work in a worker process
+    (``miner.mine``), a PURE method runs on the worker thread, and a HEAVY
+    one takes its turns (``Turns``), while the loop serves everyone else."""
+    arguments = _arguments(method, params)
+    if method == "generatetoaddress":
+        return [h.hex() for h in await mine(node, *_generate_params(*arguments), workers.miner)]
+    if method in PURE:
+        return await asyncio.get_running_loop().run_in_executor(workers.pure, METHODS[method], node, *arguments)
+    if method not in HEAVY:
+        return METHODS[method](node, *arguments)
+    result = await workers.turns.take(lambda: METHODS[method](node, *arguments))
+    if not isgenerator(result):
+        return result
+    while True:  # a method that scans the mempool: a turn per chunk
+        finished, value = await workers.turns.take(lambda: _step(result))
+        if finished:
+            return value

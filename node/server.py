@@ -7,12 +7,17 @@ node answers with actions (``actions.py``): ``Send`` goes to a link's
 outbox, ``Close`` ends a link, ``Dial`` opens an outbound connection,
 ``Publish`` goes to the event bus, ``Stop`` ends the server. A timer calls
 ``Node.timer`` every ``TIMER_SECONDS``. ``/`` serves the live dashboard page
-for this node (``dashboard_server.py``).
+for this node (``page.py``).
 
 Security defaults: bind 127.0.0.1; admin RPC methods need
 ``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
 written to ``DATADIR/.cookie`` with mode 0600 at every start; every frame and
-request body is size-limited.
+request body is size-limited. Every HTTP request passes two middlewares
+first: ``http_limits`` (connection count and idle timeouts) and
+``http_guard`` (Host, Origin and the JSON content type: what a web page in
+the user's browser may do). A request body must arrive within
+``BODY_SECONDS``; ``jsonrpc`` turns any body into an answer, one request at
+a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``.
 """
 
 import asyncio
@@ -23,6 +28,7 @@ import logging
 import os
 import secrets
 import signal
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -34,14 +40,16 @@ from chain.params import Network
 from chain.sigcache import SignatureCache
 from chain.storage import Store
 
-from . import rpc
-from .dashboard_server import add_page_routes, allow_loopback_cors, single_node_config
+from . import jsonrpc, rpc
 from .actions import Close, Dial, Publish, Send, Stop
 from .events import EventBus
+from .http_guard import BrowserPolicy, add_cors, guard
+from .http_limits import IDLE_SECONDS, Listener, connection_limit
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
 from .miner import Miner
 from .node import HANDSHAKE_SECONDS, TIMER_SECONDS, Node
+from .page import add_page_routes, single_node_config
 
 log = logging.getLogger("toychain")
 
@@ -49,7 +57,11 @@ log = logging.getLogger("toychain")
 # only frames *over* 4 MiB, so a frame of exactly 4 MiB must get through.
 WS_MAX_MSG_SIZE = MAX_FRAME_BYTES + 1
 MAX_RPC_BODY = 8 * 1024 * 1024
-DIAL_TIMEOUT = 10.0
+DIAL_TIMEOUT = 10.0          # a dial to a peer that does not answer gives up after this long
+BODY_SECONDS = 10.0          # 8 MiB in 10 s is 0.8 MB/s; a local client sends it in milliseconds
+MAX_EVENT_SUBSCRIBERS = 64   # /events clients: a dashboard tab holds one per node it watches
+MAX_CONCURRENT_BATCHES = 4   # batches run at once (each up to 16 MiB of replies); single calls never wait
+SHUTDOWN_SECONDS = 5.0       # how long stop() lets requests in progress finish
 
 
 def write_cookie(datadir: Path) -> str:
@@ -70,7 +82,7 @@ class NodeServer:
                  port: int | None = None, peers: list[str] = (), mine: bool = False,
                  automine: float | None = None, miner_owner: bytes | None = None,
                  min_fee_rate: int = 1, max_mempool_bytes: int = 32_000_000,
-                 handshake_seconds: float = HANDSHAKE_SECONDS):
+                 allowed_origins: list[str] = (), handshake_seconds: float = HANDSHAKE_SECONDS):
         self.net = net
         self.datadir = Path(datadir)
         self.host = host
@@ -81,6 +93,7 @@ class NodeServer:
         self.miner_owner = miner_owner
         self.min_fee_rate = min_fee_rate
         self.max_mempool_bytes = max_mempool_bytes
+        self.allowed_origins = list(allowed_origins)
         self.handshake_seconds = handshake_seconds
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -105,18 +118,26 @@ class NodeServer:
         self._links: dict[int, PeerLink] = {}
         self.session = aiohttp.ClientSession(  # for dialling peers: a dial must not hang
             timeout=aiohttp.ClientTimeout(total=None, connect=DIAL_TIMEOUT, sock_connect=DIAL_TIMEOUT))
-        app = web.Application(client_max_size=MAX_RPC_BODY)
+        # generatetoaddress's proof of work, and decoding on a thread; started on first use
+        self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"),
+                                   rpc.Turns())
+        self._batches = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+        self.listener = Listener(connection_limit())
+        self.policy = BrowserPolicy(self.host, self.port, self.allowed_origins)
+        app = web.Application(client_max_size=MAX_RPC_BODY,
+                              middlewares=[self.listener.track, guard(self.policy)])
         app.router.add_get("/p2p", self._p2p_inbound)
         app.router.add_post("/rpc", self._rpc)
         app.router.add_get("/events", self._events)
-        # The live dashboard: this node's own view at /, and CORS so the devnet's page can call /rpc.
+        # The live dashboard: this node's own view at /, and CORS so allowed pages can call /rpc.
         add_page_routes(app, lambda request: single_node_config(self.node.listen, request))
-        allow_loopback_cors(app, "/rpc")
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        add_cors(app, self.policy, "/rpc")
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                    keepalive_timeout=IDLE_SECONDS, shutdown_timeout=SHUTDOWN_SECONDS)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        # Port 0 is the OS's choice: the policy learns it before anything is served.
+        self.port = self.policy.port = await self.listener.bind(self.runner, self.host, self.port)
+        await self.listener.start()
         self.node.listen = f"{self.host}:{self.port}"
         self.token = write_cookie(self.datadir)
         log.info("%s node listening on %s (height %d, datadir %s)", self.net.name,
@@ -137,7 +158,10 @@ class NodeServer:
             await asyncio.wait(set(self._tasks), timeout=10)
         for ws in list(self._sockets):
             await ws.close()
+        await self.listener.close()
         await self.runner.cleanup()
+        self.workers.miner.shutdown(wait=False, cancel_futures=True)
+        self.workers.pure.shutdown(wait=False, cancel_futures=True)
         await self.session.close()
         self.verifier.close()
         self.node.chain.close()
@@ -250,50 +274,64 @@ class NodeServer:
     # -- RPC and events -------------------------------------------------------------------------
     async def _rpc(self, request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.text())
-        except ValueError:
-            return web.json_response({"jsonrpc": "2.0", "id": None,
-                                      "error": {"code": -32700, "message": "parse error: invalid JSON"}})
-        if isinstance(body, list):
-            if not body or len(body) > 1000:
-                return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
-                    "code": -32600, "message": "a batch holds 1 to 1000 requests"}})
-            if any(self._needs_admin(r) for r in body) and not self._authorized(request):
-                return web.json_response({"error": "unauthorized"}, status=401)
-            return web.json_response([self._rpc_one(r) for r in body])
-        if self._needs_admin(body) and not self._authorized(request):
-            return web.json_response({"jsonrpc": "2.0", "id": body.get("id"), "error": {
-                "code": -32600, "message": "admin method: Authorization: Bearer <cookie> required"}},
-                status=401)
-        return web.json_response(self._rpc_one(body))
+            async with asyncio.timeout(BODY_SECONDS):
+                raw = await request.read()
+            body = jsonrpc.parse(raw)
+        except TimeoutError:
+            return web.Response(status=408, text=f"the request body did not arrive within {BODY_SECONDS:g} s\n")
+        except web.HTTPRequestEntityTooLarge:
+            return self._reply(jsonrpc.error_reply(None, jsonrpc.INVALID_REQUEST, (
+                f"invalid request: the body is over {MAX_RPC_BODY:,} bytes")))
+        except jsonrpc.EnvelopeError as error:
+            return self._reply(error.reply)
+        if any(m in rpc.ADMIN for m in jsonrpc.methods(body)) and not self._authorized(request):
+            request_id = body.get("id") if isinstance(body, dict) and jsonrpc.invalid(body) is None else None
+            return self._reply(jsonrpc.error_reply(request_id, jsonrpc.INVALID_REQUEST,
+                                                   "admin method: Authorization: Bearer <cookie> required"),
+                               status=401)
+        if isinstance(body, list) and len(body) > 1:
+            async with self._batches:
+                return self._reply(await jsonrpc.answer(body, self._run))
+        return self._reply(await jsonrpc.answer(body, self._run))
 
     @staticmethod
-    def _needs_admin(request) -> bool:
-        return isinstance(request, dict) and request.get("method") in rpc.ADMIN
+    def _reply(reply: dict | list[bytes], status: int = 200) -> web.Response:
+        """One error object, or the pieces of an answer, sent one by one (chunked)."""
+        if isinstance(reply, dict):
+            return web.Response(body=jsonrpc.encode(reply), status=status, content_type="application/json")
+        if len(reply) == 1:
+            return web.Response(body=reply[0], content_type="application/json")
+
+        async def pieces():
+            for piece in reply:
+                yield piece
+        return web.Response(body=pieces(), content_type="application/json")
 
     def _authorized(self, request: web.Request) -> bool:
         supplied = request.headers.get("Authorization", "")
         return secrets.compare_digest(supplied.encode(), f"Bearer {self.token}".encode())
 
-    def _rpc_one(self, request) -> dict:
-        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-            return {"jsonrpc": "2.0", "id": None,
-                    "error": {"code": -32600, "message": "invalid request: need an object with a method"}}
-        reply = {"jsonrpc": "2.0", "id": request.get("id")}
+    async def _run(self, method: str, params) -> dict:
+        """One request's ``result`` or ``error``."""
         try:
-            reply["result"] = rpc.call(self.node, request["method"], request.get("params"))
-            self._drain()
+            return {"result": await rpc.run(self.node, method, params, self.workers)}
         except rpc.RpcError as error:
-            reply["error"] = error.to_json()
+            return {"error": error.to_json()}
         except Exception as error:  # a bug must not kill the server: report it
-            log.exception("RPC %s failed", request["method"])
-            reply["error"] = {"code": -32603, "message": f"internal error: {error}"}
-        return reply
+            log.exception("RPC %s failed", method)
+            return {"error": {"code": -32603, "message": f"internal error: {error}"}}
 
-    async def _events(self, request: web.Request) -> web.WebSocketResponse:
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        if self.events.subscribers >= MAX_EVENT_SUBSCRIBERS:
+            return web.Response(status=503, text=f"/events already has {MAX_EVENT_SUBSCRIBERS} subscribers, "
+                                                 f"its limit; try again later\n")
+        queue = self.events.subscribe()  # before any await: simultaneous upgrades count at once
         ws = web.WebSocketResponse(max_msg_size=64 * 1024)
-        await ws.prepare(request)
-        queue = self.events.subscribe()
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self.events.unsubscribe(queue)
+            raise
         self._sockets.add(ws)
 
         async def drain_incoming():

@@ -132,7 +132,7 @@ TARGETS = {  # metric key -> (comparison, target value, unit), the issue's numbe
     "idle_rss_mb": ("<=", 80, "MB"),
 }
 
-# `toychain node` (node.cli:main) with discovery dialling off: every Node gets
+# `toychain node` (toychain.cli:main) with discovery dialling off: every Node gets
 # max_outbound = 0 after its own __init__, so addresses learnt from peers are
 # not dialled; --peer links are dialled by the server regardless of it.
 # Used by --topology fixed only.
@@ -145,7 +145,7 @@ FIXED_LAUNCHER = (
     "    assert hasattr(self, 'max_outbound'), 'Node.max_outbound is gone: update bench_network.py'\n"
     "    self.max_outbound = 0\n"
     "Node.__init__ = __init__\n"
-    "from node.cli import main\n"
+    "from toychain.cli import main\n"
     "sys.argv[0] = 'toychain'\n"
     "main()\n"
 )

@@ -29,6 +29,21 @@ Every benchmark transaction has exactly one input, so tx/s = signatures/s.
 The table shows each rate and its ratio to the raw one-thread rate; the last
 line says PASS when the best connected rate reaches the target (10,000 tx/s).
 
+Two attack rows follow (``--rows`` picks which parts run):
+
+4. ``big-tx``. One transaction with ``--big-tx-inputs`` (7,000) inputs,
+   about 930 kB, spending coins of a chain state on a SQLite file, with real
+   signatures: ``Tx.decode`` + ``Mempool.check`` (what relay and
+   ``sendrawtransaction`` run) is timed against 7,000 raw coincurve
+   verifications of its signatures in the same run. The goal is a ratio of
+   at most 2: checking a big tx must cost about its signatures, not its
+   size times its inputs.
+5. ``mark``. A chain of empty blocks grows to each of ``--mark-heights``
+   (1,000, 4,000, 16,000); at each, ``process_block`` of a block forking at
+   height 1 whose coinbase names the wrong height (``bad-cb-height``: the
+   block gets an index entry, then is marked invalid) is timed. The goal is
+   a flat line: the ratio of each time to the first stays near 1.
+
 How to run
 ----------
 From the repository root::
@@ -36,6 +51,7 @@ From the repository root::
     .venv/bin/python scripts/bench_validate.py                 # 10 blocks x 2,000 txs, 2 workers
     .venv/bin/python scripts/bench_validate.py --blocks 20 --txs-per-block 2000 --workers 2
     .venv/bin/python scripts/bench_validate.py --profile serial  # cProfile of the timed connect
+    .venv/bin/python scripts/bench_validate.py --rows big-tx,mark  # only the attack rows
 
 ``--repeat R`` runs each timed measurement R times and keeps the fastest.
 ``--profile serial|parallel`` skips the table and prints cProfile's top
@@ -71,10 +87,12 @@ from chain.block import Block  # noqa: E402
 from chain.block_rules import ParallelVerifier, verify_serial  # noqa: E402
 from chain.chainstate import ChainState  # noqa: E402
 from chain.keys import demo_private_key, owner_of, public_key  # noqa: E402
-from chain.mining import mine_block, sign_tx  # noqa: E402
+from chain.mining import build_block, mine_block, sign_tx, solve  # noqa: E402
 from chain.params import GENESIS_TIME, MAX_BLOCK_SIZE, REGTEST  # noqa: E402
+from chain.sigcache import SignatureCache  # noqa: E402
 from chain.storage import Store  # noqa: E402
 from chain.tx import OutPoint, Tx, TxIn, TxOut  # noqa: E402
+from node.mempool import Mempool  # noqa: E402
 
 TARGET_TX_PER_S = 10_000
 NOW = GENESIS_TIME + 10_000_000  # fixed node clock, far after every block time
@@ -86,6 +104,10 @@ FANOUT_TXS_PER_BLOCK = 15  # ~840 kB, under the 1 MB block limit
 SPENDERS = ("alice", "bob", "carol", "dave")  # owners of the benchmark coins
 PAYEES = ("bob", "carol", "dave", "erin", "mallory", "alice")
 MINER = "erin"
+ROWS = ("connect", "big-tx", "mark")
+BIG_TX_INPUTS = 7_000  # 7,000 x 133 bytes: about 930 kB, under the 1 MB limit
+BIG_TX_GOAL = 2.0  # check time / raw verification time
+MARK_HEIGHTS = (1_000, 4_000, 16_000)
 
 
 class Account:
@@ -245,6 +267,99 @@ def time_raw(items, threads: int, pool: ThreadPoolExecutor | None) -> float:
     return elapsed
 
 
+# -- attack rows ---------------------------------------------------------------------------
+
+def build_big_tx(n_inputs: int, net=REGTEST):
+    """(setup block bytes, tx bytes, signature triples): a fan-out of the
+    genesis coin into ``n_inputs`` coins of alice, and one tx spending them all."""
+    alice = Account("alice")
+    builder = ChainBuilder(net)
+    setup = [builder.next_block([], 0) for _ in range(net.coinbase_maturity)]
+    genesis_coin = net.genesis.txs[0]
+    value = genesis_coin.outputs[0].amount
+    each = (value - 100_000) // n_inputs
+    unsigned = Tx(1, (TxIn(genesis_coin.txid, 0, alice.pubkey, bytes(64)),),
+                  tuple(TxOut(each, alice.owner) for _ in range(n_inputs)), 0)
+    fanout = sign_tx(unsigned, [alice.secret], [genesis_coin.outputs[0]], net.magic)
+    setup.append(builder.next_block([fanout], value - each * n_inputs))
+    spent = fanout.outputs
+    fee = 1_000_000  # > 1 unit per byte of a ~930 kB tx
+    unsigned = Tx(1, tuple(TxIn(fanout.txid, i, alice.pubkey, bytes(64)) for i in range(n_inputs)),
+                  (TxOut(each * n_inputs - fee, Account("bob").owner),), 0)
+    tx = sign_tx(unsigned, [alice.secret] * n_inputs, list(spent), net.magic)
+    triples = [(alice.pubkey, txin.signature, tx.sighash(i, spent[i], net.magic))
+               for i, txin in enumerate(tx.inputs)]
+    return [b.raw for b in setup], tx.raw, triples
+
+
+def time_big_tx_check(chain: ChainState, raw: bytes) -> float:
+    """Seconds to decode the tx and run every mempool check on it, as relay does."""
+    mempool = Mempool(chain, sigcache=SignatureCache())
+    start = time.perf_counter()
+    tx = Tx.decode(raw)
+    mempool.check(tx)
+    return time.perf_counter() - start
+
+
+def run_big_tx(n_inputs: int, repeat: int, directory: str) -> None:
+    print(f"Building a {n_inputs:,}-input tx and the chain that holds its coins, untimed ...",
+          flush=True)
+    setup_raw, raw, triples = build_big_tx(n_inputs)
+    chain = fresh_chain(setup_raw, directory, verify_serial)
+    try:
+        check = min(time_big_tx_check(chain, raw) for _ in range(repeat))
+    finally:
+        chain.close()
+    items = prepare_raw(triples)
+    raw_time = min(time_raw(items, 1, None) for _ in range(repeat))
+    ratio = check / raw_time
+    verdict = "PASS" if ratio <= BIG_TX_GOAL else "ABOVE GOAL"
+    print(f"  {n_inputs:,}-input tx, {len(raw):,} bytes: decode + Mempool.check {check:.3f} s; "
+          f"{n_inputs:,} raw coincurve verifications {raw_time:.3f} s")
+    print(f"  check / raw = {ratio:.2f} (goal <= {BIG_TX_GOAL}): {verdict}\n", flush=True)
+
+
+def invalid_fork_block(net, k: int) -> Block:
+    """A child of genesis whose coinbase claims height 2: bad-cb-height, found
+    after the block got its index entry, so the block is marked invalid."""
+    block = build_block(net.genesis.hash, 2, net.pow_limit_bits, GENESIS_TIME + 1 + k, [],
+                        [TxOut(net.subsidy(1), Account(MINER).owner)])
+    return Block(solve(block.header), block.txs)
+
+
+def run_mark(heights: list[int], repeat: int, directory: str) -> None:
+    print(f"Marking an invalid block forking at height 1, chain at heights "
+          f"{', '.join(f'{h:,}' for h in heights)} (building is untimed) ...", flush=True)
+    chain = fresh_chain([], directory, verify_serial)
+    builder = ChainBuilder()
+    results, k = [], 0
+    try:
+        for height in heights:
+            while chain.height < height:
+                outcome = chain.process_block(builder.next_block([], 0))
+                if outcome.status != "connected":
+                    raise SystemExit(f"setup block refused: {outcome.status} {outcome.error}")
+            best = None
+            for _ in range(repeat):
+                k += 1
+                block = invalid_fork_block(REGTEST, k)
+                start = time.perf_counter()
+                outcome = chain.process_block(block)
+                elapsed = time.perf_counter() - start
+                if outcome.error is None or outcome.error.code != "bad-cb-height" \
+                        or chain.invalid_reason(block.hash) != "bad-cb-height":
+                    raise SystemExit(f"the invalid block was not marked: {outcome}")
+                best = elapsed if best is None else min(best, elapsed)
+            results.append((height, best))
+    finally:
+        chain.close()
+    first = results[0][1]
+    print("  chain height  milliseconds  vs first")
+    for height, seconds in results:
+        print(f"  {height:>12,}  {seconds * 1000:12.3f}  {seconds / first:8.2f}")
+    print(flush=True)
+
+
 # -- reporting --------------------------------------------------------------------------
 
 def machine_summary() -> str:
@@ -319,7 +434,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("serial", "parallel"),
                         help="print a cProfile of one connect run instead of the table")
     parser.add_argument("--top", type=int, default=30, help="rows per profile listing")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"comma-separated parts to run, of {', '.join(ROWS)} (default all)")
+    parser.add_argument("--big-tx-inputs", type=int, default=BIG_TX_INPUTS,
+                        help=f"inputs of the big tx (default {BIG_TX_INPUTS:,})")
+    parser.add_argument("--mark-heights", default=",".join(str(h) for h in MARK_HEIGHTS),
+                        help="chain heights at which to time the marking (default "
+                             f"{','.join(str(h) for h in MARK_HEIGHTS)})")
     args = parser.parse_args(argv)
+    rows = args.rows.split(",")
+    if not rows or any(row not in ROWS for row in rows):
+        parser.error(f"--rows takes a comma-separated list of {', '.join(ROWS)}")
+    try:
+        mark_heights = sorted(int(h) for h in args.mark_heights.split(","))
+    except ValueError:
+        parser.error("--mark-heights takes comma-separated integers")
+    if not mark_heights or mark_heights[0] < 1 or args.big_tx_inputs < 1:
+        parser.error("--mark-heights and --big-tx-inputs must be >= 1")
     if args.blocks < 1 or args.txs_per_block < 1 or args.workers < 1 or args.repeat < 1:
         parser.error("--blocks, --txs-per-block, --workers and --repeat must be >= 1")
     if args.txs_per_block * BENCH_TX_SIZE + 1_000 > MAX_BLOCK_SIZE:
@@ -332,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     if busy is not None and busy > 0.10:
         print(f"Warning: the CPUs were {busy:.0%} busy before starting: other processes compete "
               f"for them and the rates below will be low and noisy.")
+    with tempfile.TemporaryDirectory(prefix="toychain-bench-") as directory:
+        if "big-tx" in rows and not args.profile:
+            run_big_tx(args.big_tx_inputs, args.repeat, directory)
+        if "mark" in rows and not args.profile:
+            run_mark(mark_heights, args.repeat, directory)
+    if "connect" not in rows and not args.profile:
+        return 0
     print(f"Building {args.blocks} blocks x {args.txs_per_block} one-in two-out txs "
           f"({n_sigs:,} signatures), untimed ...", flush=True)
     start = time.perf_counter()

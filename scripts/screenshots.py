@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from node.devnet import demo_address  # noqa: E402
-from node.rpc_client import RpcClientError, rpc_call  # noqa: E402
+from client.rpc import RpcClientError, rpc_call  # noqa: E402
 from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS, DASHBOARD  # noqa: E402
 from tests.test_dashboard import send_from_panel as send  # noqa: E402
 from tests.test_devnet import free_base_port, wait_until  # noqa: E402
+from toychain.devnet import demo_address  # noqa: E402
 
 TOYCHAIN = str(Path(sys.executable).parent / "toychain")
 MS = 1000

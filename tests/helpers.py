@@ -109,17 +109,19 @@ class InjectedFault(Exception):
 
 class FailingDB:
     """Proxy of the sqlite3 connection handed to ``Store._write``'s statements:
-    statement number ``fail_at`` (1-based) raises instead of running."""
+    statement number ``fail_at`` (1-based; 0: none) raises ``error`` (default
+    InjectedFault) instead of running."""
 
-    def __init__(self, db, fail_at: int):
+    def __init__(self, db, fail_at: int, error: BaseException | None = None):
         self.db = db
         self.fail_at = fail_at
+        self.error = error
         self.calls = 0
 
     def _tick(self):
         self.calls += 1
         if self.calls == self.fail_at:
-            raise InjectedFault(f"crash at statement {self.calls}")
+            raise self.error or InjectedFault(f"crash at statement {self.calls}")
 
     def execute(self, *args):
         self._tick()
@@ -128,6 +130,26 @@ class FailingDB:
     def executemany(self, *args):
         self._tick()
         return self.db.executemany(*args)
+
+
+class StatementFaults:
+    """Counts every SQL statement a ``Store`` writes through ``Store._write``,
+    over every transaction from now on, and makes statement number
+    ``fail_at`` (1-based; 0: none) raise ``error``, as a full disk or a locked
+    database would. ``remove()`` puts the real writer back."""
+
+    def __init__(self, store, fail_at: int = 0, error: BaseException | None = None):
+        self.store = store
+        self.proxy = FailingDB(store.db, fail_at, error)
+        real_write = store._write
+        store._write = lambda statements: real_write(lambda db: statements(self.proxy))
+
+    @property
+    def statements(self) -> int:
+        return self.proxy.calls
+
+    def remove(self) -> None:
+        del self.store._write
 
 
 def wait_until(condition, timeout: float, what: str):
@@ -148,5 +170,5 @@ def resolve(block: Block) -> Block:
     return Block(solve(block.header), block.txs)
 
 
-__all__ = ["COIN", "NOW", "Harness", "InjectedFault", "FailingDB", "wait_until", "make_tx", "spend", "owner", "pub", "secret", "resolve",
+__all__ = ["COIN", "NOW", "Harness", "InjectedFault", "FailingDB", "StatementFaults", "wait_until", "make_tx", "spend", "owner", "pub", "secret", "resolve",
            "mine_block", "OutPoint", "Tx", "TxIn", "TxOut", "Coin", "Block"]

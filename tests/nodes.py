@@ -12,6 +12,7 @@ ephemeral ports, all in this process, waited on by condition, never by sleep.
 """
 
 import asyncio
+import threading
 import time
 
 from chain.address import encode_address
@@ -89,3 +90,47 @@ class Network:
     async def wait_synced(self, timeout: float = 20.0) -> None:
         await wait_for(lambda: len({s.node.chain.tip.hash for s in self.nodes}) == 1,
                        timeout, "all nodes on the same tip")
+
+
+class NodeThread:
+    """One node on its own event loop in a background thread, for synchronous
+    tests (hypothesis) that talk to it over real HTTP on 127.0.0.1::
+
+        with NodeThread(tmp_path / "n") as node:      # node.server is the NodeServer
+            http.client.HTTPConnection("127.0.0.1", node.port) ...
+            node.run(some_coroutine(node.server))     # on the node's own loop
+            node.sync(node.server.node.chain.store.utxo_stats)  # a function on its thread
+    """
+
+    def __init__(self, datadir, **kwargs):
+        self.datadir = datadir
+        self.kwargs = kwargs
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="node", daemon=True)
+
+    def run(self, coroutine, timeout: float = 60):
+        """Run ``coroutine`` on the node's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def sync(self, function, *args):
+        """``function(*args)`` on the node's thread (SQLite may only be used there)."""
+        async def call():
+            return function(*args)
+        return self.run(call())
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def __enter__(self) -> "NodeThread":
+        self.thread.start()
+        self.server = self.run(start_node(self.datadir, **self.kwargs))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.run(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()

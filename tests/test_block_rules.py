@@ -5,28 +5,32 @@ order of checks when several rules are broken ("When several rules are
 broken", block list).
 
 The broken transactions of test_tx_rules.py (``FAULTS``) are mined here
-inside blocks and must give the same codes. ``connect_block`` is called
-directly, over a coin view with impossible amounts, for the two rules the
-real UTXO set can never reach (input values and accumulated fees out of
-range).
+inside blocks and must give the same codes. The two rules the real UTXO set
+can never reach (input values and accumulated fees out of range) are reached
+by planting coins with impossible amounts in the chain's database
+(``plant``) and mining blocks that spend them, through the same path.
 """
 
 import dataclasses
+import os
+import threading
 
 import pytest
 
+from chain import tx_rules
 from chain.amounts import COIN, MAX_MONEY
 from chain.block import Block, Header, ZERO_HASH, merkle_root
-from chain.block_rules import ParallelVerifier, connect_block
+from chain.block_rules import ParallelVerifier
 from chain.chainstate import BlockOutcome
-from chain.coins import CoinCache
 from chain.errors import CODES, RuleError
-from chain.pow import compact_to_target
-from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS, REGTEST
+from chain.pow import compact_to_target, target_to_compact
+from chain.sigcache import SignatureCache
+from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS
 from chain.tx import Tx, coinbase_tx
+from node.mempool import Mempool
 
 from .helpers import NOW, Coin, Harness, OutPoint, TxOut, make_tx, owner, resolve
-from .test_tx_rules import (FAULTS, FakeView, coin_at, fake_coin, genesis_coin, high_s_twin,
+from .test_tx_rules import (FAULTS, check, coin_at, fake_coin, genesis_coin, high_s_twin, plant,
                             reject, with_input)
 
 ALICE = owner("alice")
@@ -187,56 +191,49 @@ def test_coinbase_context_free_faults(h):
     invalid(h, assemble(h, [Tx(2, (), (TxOut(50 * COIN, ALICE),), 11)]), "bad-txns-version")
 
 
-# -- rules only a fake coin view can reach ------------------------------------------------------------
+# -- rules only planted coins can reach ------------------------------------------------------------
 
-def _connect(txs, coins, height=200, verifier=None):
-    """connect_block over a CoinCache on a FakeView holding ``coins``."""
-    block = Block(Header(1, ZERO_HASH, merkle_root([t.txid for t in txs]), 0, 0, 0), tuple(txs))
-    view = CoinCache(FakeView(coins))
-    if verifier is None:
-        return connect_block(block, height, view, REGTEST)
-    return connect_block(block, height, view, REGTEST, verifier)
-
-
-def test_inputvalues_outofrange_in_a_block():
+def test_inputvalues_outofrange_in_a_block(h):
     coin = fake_coin(MAX_MONEY + 1)
+    plant(h, [coin])
     tx = make_tx([coin], "alice", [(BOB, 1)])
-    error = reject(_connect, [cb(200, 0), tx], dict([coin]))
-    assert error.code == "bad-txns-inputvalues-outofrange"
-    assert error.message.startswith("tx 1 ")
+    error = invalid(h, h.block([tx]), "bad-txns-inputvalues-outofrange")
+    assert error.message == (f"tx 1 ({tx.txid.hex()[:16]}): input 0 value 21000000.00000001 TOY, "
+                             f"running sum 21000000.00000001 TOY, outside [0, 21000000.00000000 TOY]")
 
 
-def _fee_txs(amounts, pay=1):
-    """One tx per made-up coin of ``amounts``, each paying ``pay`` to bob: fee = amount - pay."""
+def _fee_txs(h, amounts, pay=1):
+    """One tx per planted coin of ``amounts``, each paying ``pay`` to bob: fee = amount - pay."""
     coins = [fake_coin(a, tag=i) for i, a in enumerate(amounts)]
+    plant(h, coins)
     return coins, [make_tx([c], "alice", [(BOB, min(pay, c[1].amount))]) for c in coins]
 
 
-def test_accumulated_fee_outofrange():
-    coins, txs = _fee_txs([MAX_MONEY, MAX_MONEY])
-    for tx, coin in zip(txs, coins):  # each tx on its own is fine
-        assert _connect([cb(200, 0), tx], dict([coin]))[1] == MAX_MONEY - 1
-    error = reject(_connect, [cb(200, 0), *txs], dict(coins))
-    assert error.code == "bad-txns-accumulated-fee-outofrange"
-    assert error.message.startswith("tx 2 ")
-    assert "fees so far 41999999.99999998 TOY > MAX_MONEY" in error.message
+def test_accumulated_fee_outofrange(h):
+    coins, txs = _fee_txs(h, [MAX_MONEY, MAX_MONEY])
+    error = invalid(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]),
+                    "bad-txns-accumulated-fee-outofrange")
+    assert error.message == f"tx 2 ({txs[1].txid.hex()[:16]}): fees so far 41999999.99999998 TOY > MAX_MONEY"
+    for tx in txs:  # each on its own is fine (a coinbase cannot claim such a fee: it takes 0)
+        assert check(h, tx) == MAX_MONEY - 1
+        submit(h, h.block([tx], coinbase_outputs=[TxOut(0, ALICE)]), "connected")
 
 
-def test_accumulated_fee_of_exactly_max_money_is_fine():
-    coins, txs = _fee_txs([MAX_MONEY, 1])  # fees MAX_MONEY - 1 and 1 (the second pays 1 of 1)
+def test_accumulated_fee_of_exactly_max_money_is_fine(h):
+    coins, txs = _fee_txs(h, [MAX_MONEY, 1])  # fees MAX_MONEY - 1 and 1 (the second pays 0 of 1)
     txs[1] = make_tx([coins[1]], "alice", [(BOB, 0)])
-    spent, fees = _connect([cb(200, 0), *txs], dict(coins))
-    assert fees == MAX_MONEY and len(spent) == 2
+    submit(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]), "connected")
+    assert all(h.chain.get_coin(op) is None for op, _ in coins)
 
 
-def test_bad_signature_of_the_same_tx_comes_before_the_fee_overflow():
-    coins, txs = _fee_txs([MAX_MONEY, MAX_MONEY])
+def test_bad_signature_of_the_same_tx_comes_before_the_fee_overflow(h):
+    coins, txs = _fee_txs(h, [MAX_MONEY, MAX_MONEY])
     txs[1] = with_input(txs[1], 0, signature=high_s_twin(txs[1].inputs[0].signature))
-    error = reject(_connect, [cb(200, 0), *txs], dict(coins))
-    assert error.code == "bad-txns-bad-signature" and error.message.startswith("tx 2 ")
+    error = invalid(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]), "bad-txns-bad-signature")
+    assert error.message.startswith("tx 2 ")
     txs[0] = with_input(txs[0], 0, signature=high_s_twin(txs[0].inputs[0].signature))
-    error = reject(_connect, [cb(200, 0), *txs], dict(coins))
-    assert error.code == "bad-txns-bad-signature" and error.message.startswith("tx 1 ")
+    error = invalid(h, h.block(txs, coinbase_outputs=[TxOut(0, ALICE)]), "bad-txns-bad-signature")
+    assert error.message.startswith("tx 1 ")
 
 
 # -- bad-encoding ----------------------------------------------------------------------------
@@ -342,6 +339,55 @@ def test_devnet_unsolved_block_is_high_hash(devnet):
     invalid(devnet, failing_nonce(devnet.block(solve_pow=False)), "high-hash")
 
 
+def test_devnet_retargets_every_20_blocks():
+    """PROTOCOL.md section 6: at a height that is a multiple of 20, devnet's
+    target scales by how long the last interval took (from block 0 to block
+    19: 95 s here against 20 x 5 s planned, so 5 % harder); at any other
+    height a block carries its parent's bits."""
+    d = Harness(net=DEVNET)
+    start = DEVNET.genesis.header.time
+    for height in range(1, 20):
+        submit(d, d.block(time=start + 5 * height), "connected")
+    limit = DEVNET.pow_limit_bits
+    harder = target_to_compact(compact_to_target(limit)[0] * 95 // 100)
+    assert harder != limit
+    error = invalid(d, d.block(time=start + 100, bits=limit), "bad-diffbits")
+    assert error.message == f"bits {limit:08x}, but this height requires {harder:08x}"
+    submit(d, d.block(time=start + 100, bits=harder), "connected")
+    assert d.tip.height == 20
+    invalid(d, d.block(time=start + 105, bits=limit), "bad-diffbits")  # height 21: the parent's
+    submit(d, d.block(time=start + 105, bits=harder), "connected")
+
+
+# -- the headers path: the same header rules ---------------------------------------------------
+
+def refused_header(h: Harness, header: Header, code: str) -> RuleError:
+    before = snapshot(h)
+    error = reject(h.chain.accept_header, header)
+    assert error.code == code, error
+    assert snapshot(h) == before
+    return error
+
+
+def test_headers_path_runs_the_header_rules(h):
+    """``ChainState.accept_header`` (what a headers message reaches) refuses
+    with the codes a block would get and remembers the same ones: never a
+    header whose proof of work was not shown valid."""
+    no_work = failing_nonce(h.block(solve_pow=False)).header
+    refused_header(h, no_work, "high-hash")
+    bad_bits = h.block(bits=0x20000000, solve_pow=False).header
+    refused_header(h, bad_bits, "bad-diffbits")
+    for header in (no_work, bad_bits):
+        assert h.chain.invalid_reason(header.hash) is None and header.hash not in h.chain.index
+    for header, code in [(with_header(h.block(), version=2).header, "bad-version"),
+                         (h.block(bits=0x207FFFFE).header, "bad-diffbits"),
+                         (h.block(time=h.chain.median_time_past(h.tip)).header, "time-too-old")]:
+        refused_header(h, header, code)
+        assert h.chain.invalid_reason(header.hash) == code
+    entry = h.chain.accept_header(h.block().header)
+    assert entry.height == 11 and h.chain.height == 10
+
+
 # -- header version -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", [0, 2])
@@ -417,7 +463,8 @@ def test_honestly_committed_duplicate_txs(h):
     for txs in ([cb(11), tx, tx], [cb(11), tx, other, tx]):
         block = assemble(h, txs)
         error = invalid(h, block, "bad-txns-duplicate")
-        assert "CVE-2012-2459" in error.message
+        assert error.message == ("the same txid appears twice in the block "
+                                 "(a mutated block, CVE-2012-2459)")
         assert_not_remembered(h, block)
 
 
@@ -452,7 +499,7 @@ def test_block_size_limit_boundary(h):
 def test_first_tx_not_a_coinbase(h):
     tx = make_tx([genesis_coin(h)], "alice", [(BOB, 50 * COIN)])
     error = invalid(h, assemble(h, [tx]), "bad-cb-missing")
-    assert "not a coinbase" in error.message
+    assert error.message == "the first transaction is not a coinbase"
     invalid(h, assemble(h, [tx, cb(11)]), "bad-cb-missing")  # a coinbase, but not first
 
 
@@ -513,6 +560,21 @@ def test_bip30_tx_included_again_while_its_outputs_are_unspent(h):
     submit(h, h.block([make_tx([(OutPoint(tx.txid, 0), Coin(20 * COIN, BOB, 11, False))],
                                 "bob", [(ALICE, 20 * COIN)])]), "connected")
     invalid(h, h.block([tx]), "bad-txns-inputs-missingorspent")
+
+
+def test_bip30_sees_outputs_spent_earlier_in_the_same_block(h):
+    """BIP30 looks at the coins as the block has left them so far: a tx whose
+    last unspent output is spent by an earlier tx of the same block is no
+    BIP30 case; it then fails on its own inputs, spent long ago."""
+    tx = make_tx([genesis_coin(h)], "alice", [(BOB, 20 * COIN), (ALICE, 30 * COIN)])
+    submit(h, h.block([tx]), "connected")
+    submit(h, h.block([make_tx([(OutPoint(tx.txid, 1), Coin(30 * COIN, ALICE, 11, False))],
+                                "alice", [(BOB, 30 * COIN)])]), "connected")
+    invalid(h, h.block([tx]), "bad-txns-BIP30")  # output 0 is still unspent
+    spend_0 = make_tx([(OutPoint(tx.txid, 0), Coin(20 * COIN, BOB, 11, False))], "bob",
+                      [(ALICE, 20 * COIN)])
+    error = invalid(h, h.block([spend_0, tx]), "bad-txns-inputs-missingorspent")
+    assert error.message.startswith("tx 2 ")
 
 
 # -- parents: orphans and descendants of invalid blocks -----------------------------------------------
@@ -747,6 +809,7 @@ def test_parallel_verifier_reports_the_same_first_error(verifier):
         return serial.block(txs, **kwargs)
 
     cases = [
+        (dict(bad_sigs=[1]), "bad-txns-bad-signature", 1),
         (dict(bad_sigs=[9, 23, 37]), "bad-txns-bad-signature", 9),
         (dict(bad_sigs=[37, 23]), "bad-txns-bad-signature", 23),
         (dict(bad_sigs=[40]), "bad-txns-bad-signature", 40),
@@ -763,3 +826,53 @@ def test_parallel_verifier_reports_the_same_first_error(verifier):
     both(block_with(), "connected")
     assert serial.tip.hash == parallel.tip.hash
     assert serial.chain.store.utxo_stats() == parallel.chain.store.utxo_stats()
+
+
+def record_verifications(monkeypatch) -> list[str]:
+    """Make every signature verification note the name of the thread it ran on."""
+    threads: list[str] = []
+    real = tx_rules.verify_with
+
+    def noting(key, signature, digest):
+        threads.append(threading.current_thread().name)
+        return real(key, signature, digest)
+    monkeypatch.setattr(tx_rules, "verify_with", noting)
+    return threads
+
+
+def test_the_nodes_verifier(monkeypatch):
+    """The verifier as node/server.py builds it: ``ParallelVerifier(cache=...)``
+    with the signature cache the mempool shares. A block with fewer than 64
+    signatures is checked in the calling thread, one with 64 or more on the
+    "sigcheck" threads (one per CPU); each signature exactly once, none the
+    mempool already checked, and a bad one is refused on either path."""
+    threads = record_verifications(monkeypatch)
+    caller = threading.current_thread().name
+    parallel = (os.cpu_count() or 1) > 1
+    cache = SignatureCache()
+    verifier = ParallelVerifier(cache=cache)
+    try:
+        h = Harness(verifier=verifier)
+        h.mine_empty(10)
+        fan = make_tx([genesis_coin(h)], "alice",
+                      [(ALICE, COIN // 4)] * 127 + [(ALICE, 50 * COIN - 127 * (COIN // 4) - 10_000)])
+        assert Mempool(h.chain, sigcache=cache).accept(fan)[0] == 10_000
+        assert threads == [caller]
+        submit(h, h.block([fan], fees=10_000), "connected")
+        assert threads == [caller]  # checked in the mempool: not again
+        coins = [(OutPoint(fan.txid, i), Coin(COIN // 4, ALICE, 11, False)) for i in range(127)]
+        for group in (coins[:63], coins[63:]):
+            tx = make_tx(group, "alice", [(BOB, len(group) * (COIN // 4))])
+            expected = "sigcheck" if parallel and len(group) >= 64 else caller
+            bad = with_input(tx, 0, signature=high_s_twin(tx.inputs[0].signature))
+            before = len(threads)
+            error = invalid(h, h.block([bad]), "bad-txns-bad-signature")
+            assert error.message.startswith(f"tx 1 ({bad.txid.hex()[:16]}): input 0 ")
+            checked = threads[before:]
+            assert checked and all(name.startswith(expected) for name in checked), checked
+            before = len(threads)
+            submit(h, h.block([tx]), "connected")
+            assert len(threads) - before == len(group)  # each signature once
+            assert all(name.startswith(expected) for name in threads[before:]), threads[before:]
+    finally:
+        verifier.close()

@@ -10,7 +10,8 @@ import pytest
 
 from chain.amounts import COIN
 from chain.block import Block, Header
-from chain.chainstate import FAILED, HAVE_DATA, MAX_ORPHAN_BLOCKS, ChainState
+from chain.chainstate import FAILED, HAVE_DATA, BlockEntry, ChainState
+from chain.orphans import MAX_ORPHAN_BLOCKS
 from chain.coins import Coin
 from chain.errors import RuleError
 from chain.params import MAX_FUTURE_SECONDS, REGTEST
@@ -329,6 +330,46 @@ def test_equal_work_first_seen_stays_then_extension_wins(first):
     assert_consistent(h.chain)
 
 
+def test_equal_work_goes_to_the_chain_whose_data_was_complete_first(tmp_path):
+    """Core's nSequenceId: a tie goes to the tip whose whole chain had its
+    data first. a2's body arrives first, but its chain is complete only when
+    a1 comes, after b1 and b2: b2 stays the tip, before and after a restart."""
+    path = tmp_path / "chain.sqlite"
+    h = Harness(store=Store(path))
+    chain = h.chain
+    h.mine_empty(2)
+    fork = h.tip
+    a1 = h.block(parent=fork, reward_to="alice")
+    a2 = h.block(parent=chain.accept_header(a1.header), reward_to="alice")
+    b1 = h.block(parent=fork, reward_to="bob")
+    b2 = h.block(parent=chain.accept_header(b1.header), reward_to="bob")
+    for block in (a2, b2):
+        chain.accept_header(block.header)
+    assert chain.process_block(a2).status == "side"  # the first body, its chain incomplete
+    assert chain.process_block(b1).status == "connected"
+    assert chain.process_block(b2).status == "connected"
+    out = chain.process_block(a1)
+    assert (out.status, out.connected, out.disconnected) == ("side", [], [])
+    assert chain.tip.hash == b2.hash
+    index = chain.index
+    assert index[a2.hash].chainwork == index[b2.hash].chainwork
+    assert index[b1.hash].seq < index[b2.hash].seq < index[a1.hash].seq < index[a2.hash].seq
+    seqs = {hash_: entry.seq for hash_, entry in index.items()}
+    chain.close()
+
+    reopened = ChainState(REGTEST, Store(path), clock=lambda: NOW)
+    try:
+        assert reopened.tip.hash == b2.hash
+        assert {hash_: entry.seq for hash_, entry in reopened.index.items()} == seqs
+        h.chain = reopened
+        later = h.block(parent=reopened.index[b1.hash], reward_to="carol")  # ties b2, complete last
+        assert reopened.process_block(later).status == "side"
+        assert reopened.index[later.hash].seq > max(seqs.values())
+        assert reopened.tip.hash == b2.hash
+    finally:
+        reopened.close()
+
+
 # -- invalid blocks --------------------------------------------------------------------
 
 def test_better_branch_with_invalid_second_block_returns_to_old_tip(mature):
@@ -427,6 +468,77 @@ def test_invalid_block_found_during_reorg_marks_stored_descendants(mature):
     b4 = h.block(parent=chain.index[b3.hash], reward_to="carol")
     out = chain.process_block(b4)
     assert out.status == "invalid" and out.error.code == "bad-prevblk"
+    assert_consistent(chain)
+
+
+class CountingParent:
+    """Stands in for BlockEntry's ``parent`` slot and counts how often it is read."""
+
+    def __init__(self, slot):
+        self.slot = slot
+        self.reads = 0
+
+    def __get__(self, entry, owner=None):
+        if entry is None:
+            return self
+        self.reads += 1
+        return self.slot.__get__(entry, owner)
+
+    def __set__(self, entry, value):
+        self.slot.__set__(entry, value)
+
+
+def parent_reads_to_reject_a_fork_at_height_1(monkeypatch, height: int) -> int:
+    """Parent links followed while processing an invalid child of genesis
+    (bad-cb-height: it gets an index entry, then is marked invalid) on a chain
+    of ``height`` blocks."""
+    h = Harness()
+    h.mine_empty(height)
+    bad = h.block(parent=h.chain.index[REGTEST.genesis.hash], height=2, reward_to="mallory")
+    counter = CountingParent(BlockEntry.__dict__["parent"])
+    monkeypatch.setattr(BlockEntry, "parent", counter)
+    out = h.chain.process_block(bad)
+    monkeypatch.undo()
+    assert out.status == "invalid" and out.error.code == "bad-cb-height"
+    assert h.chain.invalid_reason(bad.hash) == "bad-cb-height"
+    return counter.reads
+
+
+def test_marking_a_block_invalid_visits_what_it_marks_not_the_index(monkeypatch):
+    """The work of marking a block invalid does not grow with the chain:
+    quadratic before (every index entry walked back to the fork height)."""
+    assert parent_reads_to_reject_a_fork_at_height_1(monkeypatch, 40) == \
+        parent_reads_to_reject_a_fork_at_height_1(monkeypatch, 160)
+
+
+def test_marking_a_block_invalid_marks_exactly_its_descendants(mature):
+    """A branching tree under an invalid block x2 (bodies, a header alone,
+    two levels of siblings): exactly x2 and its descendants are marked; the
+    sibling branch z and the active chain are not."""
+    h = mature
+    chain = h.chain
+    fork = h.tip
+    x1 = h.block(parent=fork, reward_to="carol")
+    overspend = spend([genesis_coin()], "alice", [("bob", 50 * COIN + 1)])
+    x2 = h.block([overspend], parent=chain.accept_header(x1.header), reward_to="carol")
+    x2_entry = chain.accept_header(x2.header)
+    x3a = h.block(parent=x2_entry, reward_to="carol")
+    x3b = h.block(parent=x2_entry, reward_to="dave")
+    x4 = h.block(parent=chain.accept_header(x3a.header), reward_to="carol")
+    y = h.block(parent=chain.accept_header(x3b.header), reward_to="erin")
+    chain.accept_header(x4.header)
+    chain.accept_header(y.header)  # a header alone
+    z1 = h.block(parent=fork, reward_to="erin")
+    z2 = h.block(parent=chain.accept_header(z1.header), reward_to="erin")
+    chain.accept_header(z2.header)
+    for block in (x2, x3a, x3b, x4):
+        assert chain.process_block(block).status == "side"  # waiting for x1
+    out = chain.process_block(x1)  # x1..x4 complete: the walk connects x1, finds x2 invalid
+    assert (out.status, out.connected, out.disconnected) == ("connected", [x1], [])
+    failed = {hash_: entry.reason for hash_, entry in chain.index.items() if entry.failed}
+    assert failed == {x2.hash: "bad-txns-in-belowout", x3a.hash: "bad-prevblk",
+                      x3b.hash: "bad-prevblk", x4.hash: "bad-prevblk", y.hash: "bad-prevblk"}
+    assert chain.tip.hash == x1.hash
     assert_consistent(chain)
 
 
@@ -797,29 +909,6 @@ def test_in_memory_chain_recovers_after_failed_write(mature, monkeypatch):
     assert out.connected == [block, child]
     assert chain.store.tx_location(tx2.txid) == (11, 2)
     assert_consistent(chain)
-
-
-def test_crash_while_creating_the_database_leaves_a_file_that_opens(tmp_path, monkeypatch):
-    """Storage docstring: "a crash at any point leaves the last fully connected
-    state, and reopening the file resumes it exactly". The first start stores the
-    genesis header and body, then connects genesis: a crash in that connect must
-    not leave a file the node can never open again."""
-    path = tmp_path / "chain.sqlite"
-    store = Store(path)
-    inject_fault(monkeypatch, store, fail_at=3)
-    with pytest.raises(InjectedFault):
-        ChainState(REGTEST, store, clock=lambda: NOW)
-    monkeypatch.undo()
-    store.close()
-
-    reopened = ChainState(REGTEST, Store(path), clock=lambda: NOW)
-    try:
-        assert reopened.height == 0 and reopened.tip.hash == REGTEST.genesis.hash
-        assert reopened.store.utxo_stats() == (1, SUBSIDY)
-        assert reopened.store.active_hashes() == [REGTEST.genesis.hash]
-        assert_consistent(reopened)
-    finally:
-        reopened.close()
 
 
 @pytest.mark.parametrize("on_call", [1, 2, 3])

@@ -1,8 +1,9 @@
-"""The ``toychain`` command (node/cli.py) run for real, as a subprocess: a
-node on an explicit free port, ``toychain rpc`` against it (admin methods
-need --datadir for the cookie), clear one-line errors without tracebacks,
-usage errors for bad options, a clean stop on SIGTERM and a restart that
-resumes the same chain from the same data directory.
+"""The ``toychain`` command (toychain/cli.py, node/cli.py) run for real, as a
+subprocess: a node on an explicit free port, ``toychain rpc`` against it
+(admin methods need --datadir for the cookie; ``--json`` is never sent to
+the node as a parameter), clear one-line errors without tracebacks, usage
+errors for bad options, a clean stop on SIGTERM and a restart that resumes
+the same chain from the same data directory.
 """
 
 import json
@@ -13,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 
 from .nodes import address, run, wait_for
 
@@ -85,6 +86,10 @@ def test_node_rpc_sigterm_and_restart(tmp_path):
         assert info["network"] == "regtest" and info["height"] == 0
         assert info["best_block_hash"] == GENESIS_HASH and info["pow_limit_bits"] == "207fffff"
         assert info["supply"] == 50 * 100_000_000
+        # --json, a habit from the other commands, is accepted anywhere, never sent as a parameter
+        for args in (["getblockchaininfo", "--json"], ["--json", "getblockchaininfo"]):
+            result = toychain("rpc", "--node", node.url, *args)
+            assert (result.returncode, json.loads(result.stdout)) == (0, info), result.stderr
 
         cookie = (datadir / ".cookie").read_text()
         assert re.fullmatch(r"[0-9a-f]{64}", cookie)

@@ -6,8 +6,9 @@ at every node, then confirmed; an overspend sent from the panel is refused by
 the node (``bad-txns-in-belowout``, with its numbers), appears in the refusal
 feed, and changes no balance; a demo button streams that demo's narration;
 a node that stops is shown as down (last: it stops the devnet). A node's own
-``/`` shows that node; nodes answer CORS only to loopback pages and never for
-admin methods. Every wait is on a condition with a deadline.
+``/`` shows that node; nodes answer CORS only to the dashboard's origin (which
+``devnet up`` gives them with ``--allow-origin``), refuse every other page, and
+never answer CORS for admin methods. Every wait is on a condition with a deadline.
 """
 
 import json
@@ -24,11 +25,11 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from chain.keys import DEMO_ACCOUNTS
-from node.dashboard_server import demo_catalog
-from node.devnet import demo_address
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
 from tests.helpers import wait_until
 from tests.test_devnet import READY, TOYCHAIN, Devnet, env, free_base_port
+from toychain.dashboard_server import demo_catalog
+from toychain.devnet import demo_address
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -233,18 +234,22 @@ def http(method: str, url: str, origin: str | None, body: dict | None = None) ->
         return error.code, dict(error.headers)
 
 
-def test_cors_lets_loopback_pages_read_public_rpc_only(devnet):
+def test_nodes_let_only_the_dashboard_page_call_public_rpc(devnet):
     url = devnet.node_urls[0] + "/rpc"
     page_origin = devnet.url.rstrip("/")
     call = {"jsonrpc": "2.0", "id": 1, "method": "getbestblockhash"}
-    status, headers = http("OPTIONS", url, page_origin)
-    assert status == 204 and headers["Access-Control-Allow-Origin"] == page_origin
-    assert headers["Access-Control-Allow-Headers"] == "Content-Type"  # never Authorization
-    assert http("OPTIONS", url, "http://example.com")[0] == 403
-    status, headers = http("POST", url, page_origin, call)
-    assert status == 200 and headers["Access-Control-Allow-Origin"] == page_origin
-    status, headers = http("POST", url, "http://example.com", call)
-    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    for origin in (page_origin, page_origin.replace("127.0.0.1", "localhost")):  # devnet up allowed both
+        status, headers = http("OPTIONS", url, origin)
+        assert status == 204 and headers["Access-Control-Allow-Origin"] == origin
+        assert headers["Access-Control-Allow-Headers"] == "Content-Type"  # never Authorization
+        status, headers = http("POST", url, origin, call)
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == origin
+    # Any other page, even one on another local port, is refused before anything runs.
+    for origin in ("http://example.com", "http://127.0.0.1:1"):
+        assert http("OPTIONS", url, origin)[0] == 403
+        status, headers = http("POST", url, origin, call)
+        assert status == 403 and "Access-Control-Allow-Origin" not in headers
+        assert http("GET", devnet.node_urls[0] + "/events", origin)[0] == 403
     status, headers = http("POST", url, page_origin, {**call, "method": "stop"})  # admin: no cookie, no CORS
     assert status == 401 and "Access-Control-Allow-Origin" not in headers
     # the dashboard signs and runs demos only for its own page

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from chain.amounts import COIN
+from client.rpc import RpcClientError
 from demos import (double_spend, duplicate_input, greedy_miner, leverage, overflow, overspend, reorg,
                    steal, tamper)
 from demos.actors import demo_account
@@ -32,8 +33,7 @@ from demos.overflow import wrap_int64
 from demos.reorg import attacker_success, confirmations_needed
 from demos.txs import fee_for
 from demos.world import World
-from node.cli import main
-from node.rpc_client import RpcClientError
+from toychain.cli import main
 
 TOYCHAIN = str(Path(sys.executable).parent / "toychain")
 STEP_FIELDS = {"demo", "type", "step", "actor", "action", "hope", "answers", "balances", "seen_at",

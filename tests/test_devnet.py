@@ -1,12 +1,16 @@
 """``toychain devnet``: one command starts a local network of three mining
-nodes with funded demo accounts; a payment from alice sent at node 1 is
-confirmed at node 3; Ctrl-C (SIGINT) stops every node; ``up`` again on the
-same directory resumes the same chain, the payment and the balances.
-Everything runs as real processes, as a user would run it.
+nodes with funded demo accounts; the README's five-minute tour runs on it
+line by line, as written; a payment from alice sent at node 1 is confirmed
+at node 3; Ctrl-C (SIGINT) stops every node; ``up`` again on the same
+directory resumes the same chain, the payment and the balances. Everything
+runs as real processes, as a user would run it, with the output captured
+(not a terminal) and a narrow ``COLUMNS``: every URL, address and command
+must still be printed whole, on one line.
 """
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,8 +19,8 @@ from pathlib import Path
 
 from chain.amounts import COIN
 from chain.keys import DEMO_ACCOUNTS
-from node.devnet import demo_address
-from node.rpc_client import RpcClientError, rpc_call
+from client.rpc import RpcClientError, rpc_call
+from toychain.devnet import demo_address
 
 from .helpers import wait_until
 
@@ -54,7 +58,7 @@ def free_base_port(count: int = 3) -> int:
 def env(password: str | None = None) -> dict:
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("TOYCHAIN_WALLET", "TOYCHAIN_NODE", "TOYCHAIN_WALLET_PASSWORD")}
-    environment["COLUMNS"] = "220"  # wide tables: rich would fold them at 80 columns
+    environment["COLUMNS"] = "40"  # narrow: nothing printed may be cut or wrapped to fit it
     if password is not None:
         environment["TOYCHAIN_WALLET_PASSWORD"] = password
     return environment
@@ -153,6 +157,68 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def readme_tour() -> list[tuple[str, list[str]]]:
+    """The README's five-minute tour: (line, the excerpt of its output shown
+    in the comment lines under it)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("### A five-minute tour", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("#"):
+            steps[-1][1].append(line[1:].strip())
+        elif line.strip():
+            steps.append((line, []))
+    return steps
+
+
+def line_matches(excerpt: str, line: str) -> bool:
+    """``line`` holds the pieces of ``excerpt`` between its "..." in order."""
+    position = 0
+    for piece in (piece.strip() for piece in excerpt.split("...")):
+        found = line.find(piece, position)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
+
+
+def shows(excerpt: list[str], output: str) -> bool:
+    """Each line of ``excerpt`` matches a line of ``output``, in order."""
+    lines = iter(output.splitlines())
+    return all(any(line_matches(want, line) for line in lines) for want in excerpt)
+
+
+def run_readme_tour(cwd: Path, base: int) -> list[str]:
+    """Run the tour as written, in ``cwd`` (which holds ``devnet/``), with the
+    devnet's ports for 8331-8333; the steps that did not do what it shows."""
+    environment, variables, wrong = env(), {}, []
+    for line, excerpt in readme_tour():
+        for i in range(3):
+            line = line.replace(f"127.0.0.1:{8331 + i}", f"127.0.0.1:{base + i}")
+        words = shlex.split(line, comments=True)
+        if words[0] == "source":  # activates .venv: here the venv's toychain is run by its path
+            continue
+        if words[0] == "export":
+            name, value = words[1].split("=", 1)
+            environment[name] = value
+            continue
+        if len(words) == 1 and "=" in words[0]:
+            name, value = words[0].split("=", 1)
+            variables[name] = value
+            continue
+        words = [part for word in words
+                 for part in (shlex.split(variables[word[1:]]) if word.startswith("$") else [word])]
+        assert words[0] == "toychain", line
+        result = subprocess.run([TOYCHAIN, *words[1:]], cwd=cwd, env=environment, capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL, timeout=60)
+        output = result.stdout + result.stderr
+        refused = any(want.startswith("Error:") for want in excerpt)
+        if (result.returncode != 0) != refused or "Traceback" in output or not shows(excerpt, output):
+            wrong.append(f"{line}\n  exit {result.returncode}, printed:\n{output}\n  README shows:\n"
+                         + "\n".join(excerpt))
+    return wrong
+
+
 def answers(url: str) -> bool:
     try:
         rpc_call(url, "getblockchaininfo", timeout=2)
@@ -191,8 +257,12 @@ def test_devnet_payment_across_nodes_and_resume_after_ctrl_c(tmp_path):
             assert (directory / "wallets" / f"{name}.json").stat().st_mode & 0o777 == 0o600
         alice_row = next(line for line in output.splitlines() if ALICE in line)
         assert "0.00000000" != alice_row.split("│")[3].strip()  # alice can spend
-        flat = " ".join(output.split())  # the caption may be folded on a long path
-        assert f"wallet files: {directory}/wallets/NAME.json, password 'demo'" in flat
+        assert f"wallet files: {directory}/wallets/NAME.json, password 'demo'" in output
+        lines = output.splitlines()
+        assert (f"Try: toychain wallet --wallet {directory}/wallets/alice.json --node {urls[0]} "
+                f"balance   (password: demo)") in lines
+        assert (f"Dashboard (open it in a browser): http://127.0.0.1:{base + 100}/" in lines
+                or any(line.startswith("No dashboard: ") for line in lines)), output
         layout = json.loads((directory / "devnet.json").read_text())
         assert [(n["name"], n["port"], n["miner"]) for n in layout["nodes"]] == [
             ("node1", base, "alice"), ("node2", base + 1, "bob"), ("node3", base + 2, "carol")]
@@ -209,6 +279,14 @@ def test_devnet_payment_across_nodes_and_resume_after_ctrl_c(tmp_path):
         if isolated:
             late.append(f"`devnet status` right after `up` announced the devnet ready shows "
                         f"{isolated} with no peers: {status}")
+        # --json before the subcommand too; the table for people keeps every URL whole
+        again = ok_json(toychain("devnet", "--json", "status", "--dir", str(directory)))
+        assert [(row["node"], row["url"]) for row in again] == [(row["node"], row["url"]) for row in status]
+        table = toychain("devnet", "status", "--dir", str(directory))
+        assert table.returncode == 0, table.stderr
+        for i, url in enumerate(urls, start=1):
+            assert any(f" node{i} " in line and f" {url} " in line for line in table.stdout.splitlines()), \
+                table.stdout
 
         # --- alice pays bob 1.5 TOY at node 1; node 3 sees it confirmed ---------
         alice_before = demo_wallet(directory, "alice", urls[0], "balance")
@@ -225,6 +303,13 @@ def test_devnet_payment_across_nodes_and_resume_after_ctrl_c(tmp_path):
                 if c["txid"] == txid] == [(0, AMOUNT, BOB, False)]
         alice_history = demo_wallet(directory, "alice", urls[2], "history")
         assert [e["delta"] for e in alice_history if e["txid"] == txid] == [-(AMOUNT + 199)]
+
+        # --- the README's five-minute tour, line by line ------------------------
+        wrong = run_readme_tour(tmp_path, base)
+        assert not wrong, "README tour steps that are not true:\n\n" + "\n\n".join(wrong)
+        rejects = rpc_call(urls[0], "getrecentrejects")
+        assert (rejects[0]["kind"], rejects[0]["reject_reason"], rejects[0]["source"]) == (
+            "tx", "bad-txns-in-belowout", "rpc"), rejects
 
         # --- record, then Ctrl-C ------------------------------------------------
         wait_until(lambda: confirmations(urls[2], txid) >= 2, 60, "a second confirmation at node 3")

@@ -230,6 +230,30 @@ def test_sighash_matches_protocol_formula(index):
         hand_sighash(tx, index, SPENT[index], DEVNET.magic)
 
 
+random_txins = st.builds(TxIn, st.binary(min_size=32, max_size=32), st.integers(0, 2 ** 32 - 1),
+                         st.binary(min_size=33, max_size=33), st.binary(min_size=64, max_size=64))
+random_txouts = st.builds(TxOut, st.integers(-2 ** 63, 2 ** 63 - 1),
+                          st.binary(min_size=20, max_size=20))
+random_txs = st.builds(Tx, st.integers(0, 2 ** 32 - 1),
+                       st.lists(random_txins, min_size=1, max_size=8).map(tuple),
+                       st.lists(random_txouts, max_size=5).map(tuple), st.integers(0, 2 ** 32 - 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(tx=random_txs, spent=st.lists(random_txouts, min_size=8, max_size=8), data=st.data())
+def test_sighash_equals_the_plain_definition(tx, spent, data):
+    """Random txs with up to 8 inputs, every input on both networks, in any
+    order: the hashed-once prefix gives exactly the plain definition."""
+    order = data.draw(st.permutations(range(len(tx.inputs))))  # any order: the cache must not leak
+    for index in order:
+        for net in (REGTEST, DEVNET):
+            assert tx.sighash(index, spent[index], net.magic) == \
+                hand_sighash(tx, index, spent[index], net.magic)
+    decoded = Tx.decode(tx.raw)  # a decoded copy hashes the same
+    assert [decoded.sighash(i, spent[i], DEVNET.magic) for i in range(len(tx.inputs))] == \
+        [hand_sighash(tx, i, spent[i], DEVNET.magic) for i in range(len(tx.inputs))]
+
+
 BASE = two_in_two_out()
 MUTATIONS = {
     "out0-amount": two_in_two_out(out0=TxOut(6 * COIN + 1, owner("carol"))),

@@ -12,9 +12,9 @@ import ecdsa
 import ecdsa.util
 import pytest
 
-from chain.address import AddressError, decode_address, encode_address, is_valid_address
+from chain.address import AddressError, decode_address, encode_address
 from chain.keys import (DEMO_ACCOUNTS, HALF_N, N, demo_private_key, is_valid_private_key,
-                        is_valid_pubkey, owner_of, public_key, sign, signature_in_range, verify)
+                        owner_of, parse_pubkey, public_key, sign, signature_in_range, verify)
 
 P = 2**256 - 2**32 - 977  # secp256k1 field prime
 CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -47,7 +47,6 @@ def test_address_round_trip():
         assert address.startswith("toy1") and address == address.lower()
         assert len(address) == 3 + 1 + 32 + 6  # hrp, separator, 160 bits / 5, checksum
         assert decode_address(address) == owner
-        assert is_valid_address(address)
 
 
 def test_address_is_bech32_of_owner_without_version_byte():
@@ -68,7 +67,6 @@ def refused(text):
     with pytest.raises(AddressError) as info:
         decode_address(text)
     assert str(info.value)  # a clear message, not an empty one
-    assert not is_valid_address(text)
 
 
 @pytest.mark.parametrize("position", [0, 1, 2, 4, 5, 12, 20, 35, 36, 38, 41])
@@ -149,7 +147,6 @@ def test_mixed_case_refused(text):
 
 def test_upper_case_address_accepted():
     assert decode_address(ALICE_ADDRESS.upper()) == decode_address(ALICE_ADDRESS)
-    assert is_valid_address(ALICE_ADDRESS.upper())
 
 
 @pytest.mark.parametrize("text", ["", "toy1", "toy", "1", ALICE_ADDRESS[:-1], ALICE_ADDRESS + "q",
@@ -163,7 +160,6 @@ def test_garbage_refused(text):
 def test_non_string_refused(value):
     with pytest.raises(AddressError):
         decode_address(value)
-    assert not is_valid_address(value)
 
 
 def test_address_error_is_a_value_error():
@@ -179,7 +175,7 @@ def test_demo_account_keys(name):
     assert demo_private_key(name) == expected
     assert is_valid_private_key(expected)
     pubkey = public_key(expected)
-    assert len(pubkey) == 33 and pubkey[0] in (2, 3) and is_valid_pubkey(pubkey)
+    assert len(pubkey) == 33 and pubkey[0] in (2, 3) and parse_pubkey(pubkey) is not None
     # independent derivation with the ecdsa package
     vk = ecdsa.SigningKey.from_string(expected, curve=ecdsa.SECP256k1).get_verifying_key()
     assert vk.to_string("compressed") == pubkey
@@ -343,40 +339,40 @@ def x_not_on_curve():
     return x
 
 
-def test_is_valid_pubkey_accepts_compressed_points():
+def test_parse_pubkey_accepts_compressed_points():
     r = rng()
     for _ in range(10):
         pubkey = public_key(random_secret(r))
-        assert is_valid_pubkey(pubkey)
+        assert parse_pubkey(pubkey) is not None
 
 
-def test_is_valid_pubkey_wrong_length():
+def test_parse_pubkey_wrong_length():
     pubkey = public_key(demo_private_key("alice"))
     for bad in (b"", pubkey[:32], pubkey + b"\x00", pubkey[:1], bytes(65)):
-        assert not is_valid_pubkey(bad)
+        assert parse_pubkey(bad) is None
     sk, vk = ecdsa_keys(demo_private_key("alice"))
     uncompressed = vk.to_string("uncompressed")
     assert len(uncompressed) == 65 and uncompressed[0] == 4
-    assert not is_valid_pubkey(uncompressed)  # a valid point, but not the 33-byte form
+    assert parse_pubkey(uncompressed) is None  # a valid point, but not the 33-byte form
 
 
 @pytest.mark.parametrize("prefix", [0x00, 0x01, 0x04, 0x05, 0x06, 0x07, 0xFF])
-def test_is_valid_pubkey_wrong_prefix(prefix):
+def test_parse_pubkey_wrong_prefix(prefix):
     pubkey = public_key(demo_private_key("alice"))
-    assert not is_valid_pubkey(bytes([prefix]) + pubkey[1:])
+    assert parse_pubkey(bytes([prefix]) + pubkey[1:]) is None
 
 
-def test_is_valid_pubkey_x_not_on_curve():
+def test_parse_pubkey_x_not_on_curve():
     x = x_not_on_curve()
     for prefix in (2, 3):
-        assert not is_valid_pubkey(bytes([prefix]) + x.to_bytes(32, "big"))
+        assert parse_pubkey(bytes([prefix]) + x.to_bytes(32, "big")) is None
 
 
-def test_is_valid_pubkey_x_out_of_field():
+def test_parse_pubkey_x_out_of_field():
     for x in (P, P + 1, 2**256 - 1):
         for prefix in (2, 3):
-            assert not is_valid_pubkey(bytes([prefix]) + x.to_bytes(32, "big"))
-    assert not is_valid_pubkey(b"\x02" + bytes(32))  # x = 0: 7 is not a square mod p
+            assert parse_pubkey(bytes([prefix]) + x.to_bytes(32, "big")) is None
+    assert parse_pubkey(b"\x02" + bytes(32)) is None  # x = 0: 7 is not a square mod p
 
 
 # -- verify never raises -----------------------------------------------------------------------

@@ -29,14 +29,15 @@ import pytest
 
 from chain.amounts import COIN
 from chain.block import Block, Header
-from chain.chainstate import ChainState
+from chain import chainstate
+from chain.chainstate import HAVE_DATA, ChainState
 from chain.coins import Coin
-from chain.mining import mine_block
+from chain.mining import mine_block, solve
 from chain.params import DEVNET, REGTEST
 from chain.pow import compact_to_target, hash_meets_target
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
-from node import rpc
+from node import messages, rpc
 from node.node import HANDLERS, MAX_INBOUND
 from node.peers import MAX_SEND_BYTES, SEND_BUDGET
 from node.server import NodeServer
@@ -733,6 +734,81 @@ def test_connection_flood_is_capped_timed_out_and_the_rpc_still_answers(tmp_path
                 await ws.close()
             await session.close()
             await server.stop()
+    run(scenario())
+
+
+def test_an_unsolicited_block_on_a_weaker_branch_keeps_only_its_header(tmp_path, unused_listen):
+    """Core's AcceptBlock rule (chain/chainstate.py): a block a peer pushes unasked
+    is stored only if its chain has at least our tip's work; the node asks for it
+    after an inv, and a block it asked for is stored whatever its work."""
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            (server,) = net.nodes
+            call(server, "generatetoaddress", 3, address("alice"))
+            chain = server.node.chain
+            weaker = block_on_tip(chain, parent=chain.entry_at(1))
+            peer = await RawPeer.open(server, unused_listen())
+            try:
+                await peer.handshake()
+                await peer.send({"type": "block", "block": weaker.raw.hex()})
+                await peer.ping()
+                assert not chain.index[weaker.hash].status & HAVE_DATA  # the header only
+                assert chain.store.get_block_raw(weaker.hash) is None
+
+                await peer.send({"type": "inv", "items": [["block", weaker.hash.hex()]]})
+                await peer.expect("getdata", lambda m: m["items"] == [["block", weaker.hash.hex()]])
+                await peer.send({"type": "block", "block": weaker.raw.hex()})
+                await peer.ping()
+                assert chain.index[weaker.hash].status & HAVE_DATA
+                assert chain.store.get_block_raw(weaker.hash) == weaker.raw
+                assert chain.height == 3
+
+                stronger = block_on_tip(chain)  # unasked, but more work than the tip: connected
+                await peer.send({"type": "block", "block": stronger.raw.hex()})
+                await peer.ping()
+                assert chain.tip.hash == stronger.hash
+                assert call(server, "listbanned") == []
+            finally:
+                await peer.close()
+    run(scenario())
+
+
+@pytest.mark.parametrize("room", [3000, 5])
+def test_headers_sync_pauses_while_the_chain_has_no_room_for_side_entries(
+        tmp_path, unused_listen, monkeypatch, room):
+    """A full headers message asks for the next one, unless the chain state forgot
+    its last header because its side entries (off the active chain: here
+    headers without bodies) are at their bound: then the node stops asking,
+    instead of fetching headers that would be forgotten at once."""
+    monkeypatch.setattr(chainstate, "MAX_SIDE_ENTRIES", room)
+
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            (server,) = net.nodes
+            chain = server.node.chain
+            headers, parent, when = [], chain.tip, chain.tip.header.time
+            for _ in range(messages.MAX_HEADERS):
+                when += 1
+                header = solve(Header(1, parent.hash if not headers else headers[-1].hash,
+                                      bytes(32), when, REGTEST.pow_limit_bits, 0))
+                headers.append(header)
+            peer = await RawPeer.open(server, unused_listen())
+            try:
+                await peer.handshake()
+                await peer.send(messages.headers_msg(headers))
+                await peer.send({"type": "ping", "nonce": 7})
+                frames = []
+                while (msg := await peer.recv())["type"] != "pong":
+                    frames.append(msg)
+                asked = [f for f in frames if f["type"] == "getheaders"]
+                if room > len(headers):
+                    assert [f["locator"][0] for f in asked] == [headers[-1].hash.hex()]
+                else:
+                    assert asked == [] and len(chain._side) == room
+                    assert headers[-1].hash not in chain.index
+                assert call(server, "listbanned") == []
+            finally:
+                await peer.close()
     run(scenario())
 
 

@@ -712,8 +712,9 @@ def test_protocol_errors(tmp_path):
             assert status == 200 and reply["error"]["code"] == -8 and reply["id"] == 3
             status, reply = await client.post(None, raw="{this is not json")
             assert status == 200
-            assert reply == {"jsonrpc": "2.0", "id": None,
-                             "error": {"code": -32700, "message": "parse error: invalid JSON"}}
+            assert reply == {"jsonrpc": "2.0", "id": None, "error": {
+                "code": -32700, "message": "parse error: invalid JSON (Expecting property name enclosed "
+                                           "in double quotes: line 1 column 2 (char 1))"}}
             status, reply = await client.post({"jsonrpc": "2.0", "id": 4})
             assert status == 200 and reply["error"]["code"] == -32600
             # A batch answers each request.

@@ -1,12 +1,15 @@
 """The wallet: the keystore (scrypt + AES-GCM, mode 0600, atomic saves), the
 payment builder (largest-first coins, exact fee, change, dust to the fee,
-the insufficient-funds sentence, signatures the chain accepts), and the
-``toychain wallet`` command run as real processes against a real regtest
-node process: create, import, addresses, balances, a confirmed payment,
-history and coins, and every bad input of the issue (mistyped address, bad
-amounts, insufficient funds, wrong password, node down, node refusal), each
-giving one clear error and a non-zero exit with the keystore file and the
-balances unchanged.
+the insufficient-funds sentence, signatures the chain accepts, the
+deliberate overspend), and the ``toychain wallet`` command run as real
+processes against a real regtest node process: create, import (creating a
+missing wallet), addresses, balances, a confirmed payment, history and
+coins, ``--json`` before or after the command, tables that keep addresses
+and txids whole in a narrow captured output, an overspend the node itself
+refuses, and every bad input of the issue (mistyped address, bad amounts,
+insufficient funds, wrong password, node down, node refusal), each giving
+one clear error and a non-zero exit with the keystore file and the balances
+unchanged.
 """
 
 import json
@@ -22,13 +25,16 @@ import pytest
 from chain.address import decode_address, encode_address
 from chain.amounts import COIN, format_toy
 from chain.coins import Coin
-from chain.keys import public_key
+from chain.errors import RuleError
+from chain.keys import public_key, verify
 from chain.params import REGTEST
 from chain.tx import INPUT_SIZE, OUTPUT_SIZE, OutPoint
-from chain.tx_rules import check_tx_consensus
-from node.rpc_client import RpcClientError, rpc_call
+from chain.sigcache import SignatureCache
+from client.rpc import RpcClientError, rpc_call
+from node.mempool import Mempool
 from wallet import keystore as ks
-from wallet.builder import InsufficientFunds, Spendable, build_payment, tx_size
+from wallet.builder import (MAX_OVERSPEND_INPUTS, InsufficientFunds, Spendable, build_overspend,
+                            build_payment, tx_size)
 from wallet.client import NodeClient, spendable
 
 from .helpers import Harness, owner, secret, wait_until
@@ -57,6 +63,7 @@ def run(args: list[str], password: str | None = PASSWORD, input: str | None = No
     env.pop("TOYCHAIN_WALLET", None)
     env.pop("TOYCHAIN_NODE", None)
     env.pop("TOYCHAIN_WALLET_PASSWORD", None)
+    env["COLUMNS"] = "40"  # narrow, and the output is captured: nothing may be cut to fit
     if password is not None:
         env["TOYCHAIN_WALLET_PASSWORD"] = password
     return subprocess.run([TOYCHAIN, *args], capture_output=True, text=True, env=env,
@@ -167,7 +174,8 @@ def node(tmp_path_factory):
 def alice_wallet(node, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("alice") / "alice.json"
     ok_json(wallet(path, "create"))
-    assert ok_json(wallet(path, "import-demo", "alice")) == {"name": "alice", "address": ALICE}
+    assert ok_json(wallet(path, "import-demo", "alice")) == {"name": "alice", "address": ALICE,
+                                                             "created": False}
     return path
 
 
@@ -440,12 +448,42 @@ def test_signed_payment_passes_consensus_on_a_real_chain():
     payment = build_payment(store, usable, owner("bob"), amount, 2, change.owner, REGTEST.magic)
     assert len(payment.inputs) == 5
     assert {s.coin.owner for s in payment.inputs} == {owner("alice"), owner("carol")}
-    assert check_tx_consensus(payment.tx, h.chain, height, h.net) == payment.fee == 2 * tx_size(5, 2)
+    pool = Mempool(h.chain, sigcache=SignatureCache())  # as the node builds it
+    assert pool.accept(payment.tx) == (payment.fee, []) and payment.fee == 2 * tx_size(5, 2)
     outcome = h.mine([payment.tx], fees=payment.fee)
     assert outcome.status == "connected", outcome
     assert h.balance("bob") == amount
     assert [c.amount for _, c in h.chain.store.coins_of(change.owner)] == [payment.change]
     assert payment.change == 5 * 50 * COIN - amount - payment.fee
+
+
+def test_overspend_is_signed_for_real_and_refused_only_for_its_amount():
+    """``build_overspend`` (send --overspend-anyway, the dashboard's try-it
+    panel): the largest coins, one output paying the whole amount, valid
+    signatures, so the chain's only objection is the overspend itself."""
+    h = Harness()
+    h.mine_empty(2, reward_to="carol")
+    h.mine_empty(11)
+    store = alice_store()
+    store.import_demo("carol")
+    height = h.chain.height + 1
+    usable = [Spendable(op, c, height - c.height) for name in ("alice", "carol")
+              for op, c in h.mature_coins_of(name)]
+    have = sum(s.coin.amount for s in usable)
+    tx, coins = build_overspend(store, usable, owner("bob"), have + COIN, REGTEST.magic)
+    assert sorted(c.outpoint for c in coins) == sorted(s.outpoint for s in usable)
+    assert [(o.amount, o.owner) for o in tx.outputs] == [(have + COIN, owner("bob"))]
+    for index, (txin, spent) in enumerate(zip(tx.inputs, coins)):  # every signature holds
+        assert verify(txin.pubkey, txin.signature, tx.sighash(index, spent.coin.txout, REGTEST.magic))
+    with pytest.raises(RuleError) as refused:
+        Mempool(h.chain, sigcache=SignatureCache()).accept(tx)  # as the node builds it
+    assert refused.value.code == "bad-txns-in-belowout"
+    assert refused.value.message == f"inputs {format_toy(have)} < outputs {format_toy(have + COIN)}"
+    # at most MAX_OVERSPEND_INPUTS inputs, the largest coins
+    many = [coin(i % 250 + 1, (i + 1) * 1000) for i in range(MAX_OVERSPEND_INPUTS + 5)]
+    tx, coins = build_overspend(alice_store(), many, owner("bob"), 10**15, REGTEST.magic)
+    assert len(tx.inputs) == len(coins) == MAX_OVERSPEND_INPUTS
+    assert min(c.coin.amount for c in coins) == 6 * 1000  # the 5 smallest were left out
 
 
 def test_client_spendable_splits_mature_and_immature_rows():
@@ -481,7 +519,8 @@ def test_cli_create_import_addresses_balance(node, tmp_path):
     assert "already exists; refusing to overwrite it" in only_error(wallet(path, "create"))
     assert path.read_bytes() == before
 
-    assert ok_json(wallet(path, "import-demo", "alice")) == {"name": "alice", "address": ALICE}
+    assert ok_json(wallet(path, "import-demo", "alice")) == {"name": "alice", "address": ALICE,
+                                                             "created": False}
     fresh = ok_json(wallet(path, "new-address", "--label", "savings"))
     assert fresh["label"] == "savings" and fresh["address"] not in (first, ALICE)
     assert ok_json(wallet(path, "addresses")) == [
@@ -640,6 +679,129 @@ def test_cli_every_bad_input_fails_cleanly_and_changes_nothing(node, alice_walle
     assert balance(alice_wallet, node.url) == before
     assert node.call("getmempoolinfo")["size"] == 0
     assert [(k.secret, k.label) for k in ks.load(alice_wallet, PASSWORD).keys] == keys_before
+
+
+def test_cli_tables_keep_addresses_and_txids_whole(node, alice_wallet):
+    """Output captured (not a terminal) with COLUMNS=40: every address and txid
+    of the JSON rows is on one line of the table, never cut or folded."""
+    addresses = [key.address for key in ks.load(alice_wallet, PASSWORD).keys]
+    client = NodeClient(node.url)
+    for command, rows, keys in (
+            ("addresses", [{"address": a} for a in addresses], ["address"]),
+            ("history", client.history(addresses), ["txid"]),
+            ("utxos", [{**c, "outpoint": f"{c['txid']}:{c['index']}"} for c in client.coins(addresses)],
+             ["outpoint", "address"])):
+        text = wallet(alice_wallet, command, node=node.url, as_json=False)
+        assert text.returncode == 0 and "…" not in text.stdout, text
+        lines = text.stdout.splitlines()
+        assert rows
+        for row in rows:
+            assert any(all(row[key] in line for key in keys) for line in lines), (row, text.stdout)
+
+
+def test_cli_json_goes_before_or_after_the_command(node, tmp_path):
+    path = tmp_path / "after.json"
+
+    def after(*args):
+        return ok_json(run(["wallet", "--wallet", str(path), "--node", node.url, *args, "--json"]))
+
+    made = after("create")
+    assert made == {"wallet": str(path), "address": made["address"]}
+    assert after("import-demo", "alice") == {"name": "alice", "address": ALICE, "created": False}
+    fresh = after("new-address", "--label", "later")
+    assert fresh == {"address": fresh["address"], "label": "later"}
+    assert after("addresses") == ok_json(wallet(path, "addresses")) == [
+        {"address": made["address"], "label": "address 1"}, {"address": ALICE, "label": "alice"},
+        fresh]
+    addresses = [made["address"], ALICE, fresh["address"]]
+    coins = NodeClient(node.url).coins(addresses)
+    assert after("utxos") == coins
+    assert after("balance")["total"] == sum(c["amount"] for c in coins)
+    assert after("history") == NodeClient(node.url).history(addresses)
+    sent = after("send", BOB, "0.5", "--yes")
+    assert (sent["amount"], sent["to"], sent["fee"]) == (50_000_000, BOB, TX_FEE_1IN_2OUT)
+    wait_confirmed(node, sent["txid"])
+
+
+def test_cli_import_demo_creates_a_missing_wallet(tmp_path):
+    # the password from TOYCHAIN_WALLET_PASSWORD
+    path = tmp_path / "new" / "wallet.json"
+    assert ok_json(wallet(path, "import-demo", "bob")) == {"name": "bob", "address": BOB, "created": True}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert secret("bob").hex() not in path.read_text()  # encrypted
+    assert [(k.secret, k.label) for k in ks.load(path, PASSWORD).keys] == [(secret("bob"), "bob")]
+    # into the wallet that now exists: the key is added, as before
+    assert ok_json(wallet(path, "import-demo", "carol")) == {
+        "name": "carol", "address": encode_address(owner("carol")), "created": False}
+    assert [k.label for k in ks.load(path, PASSWORD).keys] == ["bob", "carol"]
+    text = wallet(tmp_path / "text.json", "import-demo", "alice", as_json=False)
+    assert text.stdout.splitlines() == [
+        f"Created {tmp_path / 'text.json'} (mode 0600). Imported demo account alice: {ALICE}"]
+
+    # the password typed at the prompt, twice
+    from click.testing import CliRunner
+
+    from wallet.cli import wallet as wallet_group
+
+    typed = tmp_path / "typed.json"
+    result = CliRunner().invoke(wallet_group, ["--wallet", str(typed), "import-demo", "alice"],
+                                input="s3cret\ns3cret\n", env={"TOYCHAIN_WALLET_PASSWORD": None})
+    assert result.exit_code == 0, result.output
+    assert "Wallet password: \nRepeat for confirmation: \n" in result.output
+    assert [k.address for k in ks.load(typed, "s3cret").keys] == [ALICE]
+    assert stat.S_IMODE(typed.stat().st_mode) == 0o600
+    # two different passwords: asked again; no more answers: nothing is created
+    mismatch = tmp_path / "mismatch.json"
+    result = CliRunner().invoke(wallet_group, ["--wallet", str(mismatch), "import-demo", "alice"],
+                                input="one\ntwo\n", env={"TOYCHAIN_WALLET_PASSWORD": None})
+    assert result.exit_code == 1 and "Error: The two entered values do not match." in result.output
+    assert "Aborted" in result.output and not mismatch.exists()
+
+
+def test_cli_overspend_anyway_is_refused_by_the_node_itself(node, alice_wallet):
+    """The wallet refuses an overspend before signing; ``--overspend-anyway``
+    signs it all the same and the node refuses it, with its code and numbers,
+    in its own list of refusals. Nothing changes: keystore, balance, mempool."""
+    assert node.call("getmempoolinfo")["size"] == 0
+    original = alice_wallet.read_bytes()
+    before = balance(alice_wallet, node.url)
+    coins = [c for c in ok_json(wallet(alice_wallet, "utxos", node=node.url)) if c["mature"]]
+    have = sum(c["amount"] for c in coins)
+    refusal = (f"Error: the node refused the transaction: bad-txns-in-belowout: inputs "
+               f"{format_toy(have)} < outputs 100000.00000000 TOY")
+
+    plain = wallet(alice_wallet, "send", BOB, "100000", "--yes", node=node.url, as_json=False)
+    assert only_error(plain).startswith("Error: insufficient funds: you have ")
+    rejects = len(node.call("getrecentrejects"))
+
+    result = wallet(alice_wallet, "send", BOB, "100000", "--yes", "--overspend-anyway",
+                    node=node.url, as_json=False)
+    assert error_line(result) == refusal and result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"The wallet alone would stop here: {plain.stderr.strip().removeprefix('Error: ')}.",
+        f"Signing it anyway (--overspend-anyway): {len(coins)} coins worth {format_toy(have)} pay "
+        f"100000.00000000 TOY to {BOB}, with no change; the node decides."]
+    newest = node.call("getrecentrejects")[0]
+    assert (newest["kind"], newest["reject_reason"], newest["source"]) == ("tx", "bad-txns-in-belowout", "rpc")
+    assert newest["message"] == f"inputs {format_toy(have)} < outputs 100000.00000000 TOY"
+    assert len(node.call("getrecentrejects")) == rejects + 1
+
+    # --json (before or after) asks nothing and ends the same way
+    assert only_error(wallet(alice_wallet, "send", BOB, "100000", "--overspend-anyway", "--json",
+                             node=node.url, as_json=False)) == refusal
+    # asked, and declined: nothing is sent
+    declined = wallet(alice_wallet, "send", BOB, "100000", "--overspend-anyway", node=node.url,
+                      as_json=False, input="n\n")
+    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    assert "the node decides. Send? [y/N]" in declined.stdout
+    assert len(node.call("getrecentrejects")) == rejects + 2
+    assert alice_wallet.read_bytes() == original  # no change key kept for an overspend
+    assert balance(alice_wallet, node.url) == before
+    assert node.call("getmempoolinfo")["size"] == 0
+    # a payment the coins cover is an ordinary payment, flag or not
+    sent = ok_json(wallet(alice_wallet, "send", BOB, "0.25", "--yes", "--overspend-anyway", node=node.url))
+    assert (sent["amount"], sent["fee"]) == (25_000_000, TX_FEE_1IN_2OUT) and sent["change"] > 0
+    wait_confirmed(node, sent["txid"])
 
 
 def test_cli_node_refusal_names_the_code_and_restores_the_keystore(tmp_path):

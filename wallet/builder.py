@@ -6,6 +6,12 @@ leaves those out, so the wallet never double-spends its own pending coins).
 The fee is ``fee_rate x size`` with the size known exactly in advance (an
 input is 133 bytes, an output 28). Change goes to a fresh address of the
 wallet; change too small to be worth its own output is left to the fee.
+
+An overspend (``build_overspend``) is what a wallet must never send and a
+node must always refuse: it spends the wallet's coins (its largest
+``MAX_OVERSPEND_INPUTS`` at most) and pays the whole amount anyway, with no
+change and no fee. The devnet's try-it panel and ``toychain wallet send
+--overspend-anyway`` sign one so a student can watch a node refuse it.
 """
 
 from dataclasses import dataclass
@@ -17,6 +23,9 @@ from chain.mining import sign_tx
 from chain.tx import INPUT_SIZE, OUTPUT_SIZE, OutPoint, Tx, TxIn, TxOut
 
 from .keystore import Keystore
+
+
+MAX_OVERSPEND_INPUTS = 1000  # an overspend spends the largest coins, at most this many
 
 
 class InsufficientFunds(Exception):
@@ -68,9 +77,22 @@ def build_payment(keystore: Keystore, spendable: list[Spendable], to_owner: byte
         outputs.append(TxOut(change, change_owner))
     else:  # not worth an output: it goes to the miner
         fee, change = fee + change, 0
-    keys = keystore.by_owner()
-    signers = [keys[item.coin.owner] for item in chosen]
-    unsigned = Tx(1, tuple(TxIn(s.outpoint.txid, s.outpoint.index, k.pubkey, bytes(64))
-                           for s, k in zip(chosen, signers)), tuple(outputs), 0)
-    tx = sign_tx(unsigned, [k.secret for k in signers], [s.coin.txout for s in chosen], magic)
+    tx = _sign(keystore, chosen, outputs, magic)
     return Payment(tx, amount, fee, change, chosen)
+
+
+def build_overspend(keystore: Keystore, spendable: list[Spendable], to_owner: bytes, amount: int,
+                    magic: bytes) -> tuple[Tx, list[Spendable]]:
+    """(a signed tx, the coins it spends): the largest coins
+    (``MAX_OVERSPEND_INPUTS`` at most) paying ``amount`` to ``to_owner``
+    whether or not they cover it, with no change and no fee."""
+    chosen = sorted(spendable, key=lambda s: -s.coin.amount)[:MAX_OVERSPEND_INPUTS]
+    return _sign(keystore, chosen, [TxOut(amount, to_owner)], magic), chosen
+
+
+def _sign(keystore: Keystore, coins: list[Spendable], outputs: list[TxOut], magic: bytes) -> Tx:
+    keys = keystore.by_owner()
+    signers = [keys[item.coin.owner] for item in coins]
+    unsigned = Tx(1, tuple(TxIn(s.outpoint.txid, s.outpoint.index, k.pubkey, bytes(64))
+                           for s, k in zip(coins, signers)), tuple(outputs), 0)
+    return sign_tx(unsigned, [k.secret for k in signers], [s.coin.txout for s in coins], magic)

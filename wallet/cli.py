@@ -1,9 +1,10 @@
 """``toychain wallet``: create keys, see balances, send coins.
 
-Every command takes ``--json`` for scripts and prints tables (rich) for
-people. Every failure (wrong password, mistyped address, bad amount,
-insufficient funds, node down, node refusal) prints one clear sentence and
-exits non-zero, with the keystore unchanged.
+Every command takes ``--json`` for scripts, before or after its name, and
+prints tables for people that never cut an address or a txid
+(``display/output.py``). Every failure (wrong password, mistyped address,
+bad amount, insufficient funds, node down, node refusal) prints one clear
+sentence and exits non-zero, with the keystore unchanged.
 """
 
 import json
@@ -11,16 +12,15 @@ import os
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from chain.address import AddressError, decode_address
+from chain.address import AddressError, decode_address, encode_address
 from chain.amounts import format_toy, parse_toy
 from chain.keys import DEMO_ACCOUNTS
-from node.rpc_client import RpcClientError
+from client.rpc import RpcClientError
+from display.output import console, json_option, table, wants_json
 
 from . import keystore as ks
-from .builder import InsufficientFunds, build_payment
+from .builder import InsufficientFunds, build_overspend, build_payment
 from .client import NodeClient, spendable
 
 DEFAULT_WALLET = Path.home() / ".toychain" / "wallet.json"
@@ -29,11 +29,14 @@ MAX_FEE_RATE = 1_000_000
 
 
 class Context:
-    def __init__(self, wallet: Path, node: str, as_json: bool):
+    def __init__(self, wallet: Path, node: str):
         self.path = wallet
         self.node = NodeClient(node)
-        self.as_json = as_json
-        self.console = Console()
+        self.console = console()
+
+    @property
+    def as_json(self) -> bool:
+        return wants_json()
 
     def password(self, confirm: bool = False) -> str:
         env = os.environ.get("TOYCHAIN_WALLET_PASSWORD")
@@ -45,11 +48,18 @@ class Context:
         password = self.password()
         return ks.load(self.path, password), password
 
-    def emit(self, data, table: Table | str | None = None) -> None:
+    def say(self, text: str) -> None:
+        """A sentence for people, printed whole (it holds addresses and txids)."""
+        self.console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    def emit(self, data, text) -> None:
+        """``data`` as JSON with ``--json``, else ``text`` (a sentence or a table)."""
         if self.as_json:
             click.echo(json.dumps(data, indent=2))
-        elif table is not None:
-            self.console.print(table)
+        elif isinstance(text, str):
+            self.say(text)
+        else:
+            self.console.print(text)
 
 
 def fail_cleanly(function):
@@ -74,14 +84,15 @@ def fail_cleanly(function):
               show_default="~/.toychain/wallet.json or $TOYCHAIN_WALLET", help="Keystore file.")
 @click.option("--node", default=lambda: os.environ.get("TOYCHAIN_NODE", DEFAULT_NODE),
               show_default="$TOYCHAIN_NODE or " + DEFAULT_NODE, help="Node RPC URL.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
-def wallet(ctx, wallet, node, as_json):
+def wallet(ctx, wallet, node):
     """Keys, balances and payments. The node never sees a private key."""
-    ctx.obj = Context(Path(wallet), node, as_json)
+    ctx.obj = Context(Path(wallet), node)
 
 
 @wallet.command()
+@json_option
 @click.pass_obj
 @fail_cleanly
 def create(obj: Context):
@@ -97,18 +108,27 @@ def create(obj: Context):
 
 @wallet.command("import-demo")
 @click.argument("name", type=click.Choice(DEMO_ACCOUNTS))
+@json_option
 @click.pass_obj
 @fail_cleanly
 def import_demo(obj: Context, name):
-    """Add a well-known demo account's key (for teaching only: everyone has it)."""
-    store, password = obj.open()
+    """Add a well-known demo account's key (for teaching only: everyone has
+    it), creating the wallet if the file does not exist yet."""
+    created = not obj.path.exists()
+    if created:
+        store, password = ks.Keystore(), obj.password(confirm=True)
+    else:
+        store, password = obj.open()
     key = store.import_demo(name)
     ks.save(store, obj.path, password)
-    obj.emit({"name": name, "address": key.address}, f"Imported demo account {name}: {key.address}")
+    news = f"Created {obj.path} (mode 0600). " if created else ""
+    obj.emit({"name": name, "address": key.address, "created": created},
+             f"{news}Imported demo account {name}: {key.address}")
 
 
 @wallet.command("new-address")
 @click.option("--label", default="", help="A note for yourself.")
+@json_option
 @click.pass_obj
 @fail_cleanly
 def new_address(obj: Context, label):
@@ -120,16 +140,17 @@ def new_address(obj: Context, label):
 
 
 @wallet.command()
+@json_option
 @click.pass_obj
 @fail_cleanly
 def addresses(obj: Context):
     """List the wallet's addresses."""
     store, _ = obj.open()
     rows = [{"address": k.address, "label": k.label} for k in store.keys]
-    table = Table("address", "label")
+    grid = table("address", "label")
     for row in rows:
-        table.add_row(row["address"], row["label"])
-    obj.emit(rows, table)
+        grid.add_row(row["address"], row["label"])
+    obj.emit(rows, grid)
 
 
 def _balances(obj: Context, store: ks.Keystore) -> dict:
@@ -142,16 +163,17 @@ def _balances(obj: Context, store: ks.Keystore) -> dict:
 
 
 @wallet.command()
+@json_option
 @click.pass_obj
 @fail_cleanly
 def balance(obj: Context):
     """Confirmed, unconfirmed and immature balance: sums of coins, never negative."""
     store, _ = obj.open()
     totals = _balances(obj, store)
-    table = Table("", "TOY", title="Balance (the sum of the coins you can unlock)")
+    grid = table("", "TOY", title="Balance (the sum of the coins you can unlock)")
     for name in ("confirmed", "unconfirmed", "immature", "total"):
-        table.add_row(name, format_toy(totals[name]).removesuffix(" TOY"))
-    obj.emit(totals, table)
+        grid.add_row(name, format_toy(totals[name]).removesuffix(" TOY"))
+    obj.emit(totals, grid)
 
 
 def _amount(text: str) -> int:
@@ -170,18 +192,30 @@ def _amount(text: str) -> int:
 @click.option("--fee-rate", type=click.IntRange(1, MAX_FEE_RATE), default=1, show_default=True,
               metavar="UNITS_PER_BYTE", help="Fee in base units per byte.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--overspend-anyway", is_flag=True,
+              help="When your coins do not cover AMOUNT + fee, sign and send the payment anyway "
+                   "(it spends your coins, the 1,000 largest at most, and pays all of AMOUNT), so "
+                   "that the node judges it: watch it refuse (bad-txns-in-belowout). Without this "
+                   "flag the wallet refuses before signing.")
+@json_option
 @click.pass_obj
 @fail_cleanly
-def send(obj: Context, address, amount, fee_rate, yes):
-    """Pay AMOUNT TOY (e.g. 1.5) to ADDRESS."""
+def send(obj: Context, address, amount, fee_rate, yes, overspend_anyway):
+    """Pay AMOUNT TOY (for example 1.5) to ADDRESS."""
     to_owner = decode_address(address)
     units = _amount(amount)
     store, password = obj.open()
     net = obj.node.network()
     usable, immature = spendable(obj.node.coins([k.address for k in store.keys]))
     change_key = store.new_key("change")
-    payment = build_payment(store, usable, to_owner, units, fee_rate, change_key.owner, net.magic,
-                            immature)
+    try:
+        payment = build_payment(store, usable, to_owner, units, fee_rate, change_key.owner,
+                                net.magic, immature)
+    except InsufficientFunds as shortfall:
+        if not overspend_anyway:
+            raise
+        _overspend(obj, store, usable, to_owner, units, net.magic, f"{shortfall}", yes)
+        return
     summary = (f"Pay {format_toy(payment.amount)} to {address}, fee {format_toy(payment.fee)}, "
                f"change {format_toy(payment.change)}")
     if not yes and not obj.as_json:
@@ -198,29 +232,52 @@ def send(obj: Context, address, amount, fee_rate, yes):
               "to": address}, f"{summary}.\nSent: txid {txid}")
 
 
+def _overspend(obj: Context, store: ks.Keystore, usable, to_owner: bytes, units: int, magic: bytes,
+               shortfall: str, yes: bool) -> None:
+    """``send --overspend-anyway`` past the wallet's own refusal: sign a tx
+    that pays all of ``units`` from the coins there are, and let the node
+    judge it (its refusal is the error this command ends with)."""
+    tx, coins = build_overspend(store, usable, to_owner, units, magic)
+    have = sum(item.coin.amount for item in coins)
+    address = encode_address(to_owner)
+    summary = (f"The wallet alone would stop here: {shortfall}.\nSigning it anyway "
+               f"(--overspend-anyway): {len(coins)} coins worth {format_toy(have)} pay "
+               f"{format_toy(units)} to {address}, with no change; the node decides")
+    if not obj.as_json:
+        if yes:
+            obj.say(summary + ".")
+        else:
+            click.confirm(summary + ". Send?", abort=True)
+    txid = obj.node.send(tx)  # the wallet file is untouched: no change key for an overspend
+    obj.emit({"txid": txid, "amount": units, "fee": have - units, "change": 0, "to": address},
+             f"The node accepted it: txid {txid}")
+
+
 @wallet.command()
+@json_option
 @click.pass_obj
 @fail_cleanly
 def history(obj: Context):
     """Every transaction touching the wallet, oldest first, pending last."""
     store, _ = obj.open()
     rows = obj.node.history([k.address for k in store.keys])
-    table = Table("txid", "height", "change")
+    grid = table("txid", "height", "change")
     for row in rows:
-        table.add_row(row["txid"], "pending" if row["height"] is None else str(row["height"]),
-                      format_toy(row["delta"]))
-    obj.emit(rows, table)
+        grid.add_row(row["txid"], "pending" if row["height"] is None else str(row["height"]),
+                     format_toy(row["delta"]))
+    obj.emit(rows, grid)
 
 
 @wallet.command()
+@json_option
 @click.pass_obj
 @fail_cleanly
 def utxos(obj: Context):
     """The coins the wallet holds (what a balance is made of)."""
     store, _ = obj.open()
     rows = obj.node.coins([k.address for k in store.keys])
-    table = Table("txid:index", "amount", "address", "confirmations", "mature")
+    grid = table("txid:index", "amount", "address", "confirmations", "mature")
     for row in rows:
-        table.add_row(f"{row['txid'][:16]}...:{row['index']}", format_toy(row["amount"]),
-                      row["address"], str(row["confirmations"]), "yes" if row["mature"] else "no")
-    obj.emit(rows, table)
+        grid.add_row(f"{row['txid']}:{row['index']}", format_toy(row["amount"]),
+                     row["address"], str(row["confirmations"]), "yes" if row["mature"] else "no")
+    obj.emit(rows, grid)

@@ -6,7 +6,7 @@ from chain.address import decode_address
 from chain.coins import Coin
 from chain.params import NETWORKS, Network
 from chain.tx import OutPoint, Tx
-from node.rpc_client import rpc_call
+from client.rpc import ADDRESSES, rpc_call, rpc_pages
 
 from .builder import Spendable
 
@@ -24,13 +24,14 @@ class NodeClient:
     def coins(self, addresses: list[str]) -> list[dict]:
         """Every unspent coin of these addresses, mempool outputs included,
         coins spent by pending transactions left out."""
-        return self.call("listunspent", addresses, 0) if addresses else []
+        return [coin for i in range(0, len(addresses), ADDRESSES)
+                for coin in rpc_pages(self.url, "listunspent", [addresses[i:i + ADDRESSES], 0])]
 
     def history(self, addresses: list[str]) -> list[dict]:
         """Per tx: the net change over all these addresses, oldest first."""
         merged: dict[str, dict] = {}
         for address in addresses:
-            for item in self.call("getaddresshistory", address):
+            for item in rpc_pages(self.url, "getaddresshistory", [address]):
                 entry = merged.setdefault(item["txid"], {"txid": item["txid"], "height": item["height"],
                                                          "delta": 0})
                 entry["delta"] += item["delta"]

@@ -14,7 +14,8 @@
      nodes have a transaction is derived, not tracked: in a node's mempool, or
      in a block of that node's chain (then with its confirmations).
    - Balances are sums of coins from listunspent (minconf 0: pending included,
-     coins spent by pending txs left out), so they can never be negative.
+     coins spent by pending txs left out), so they can never be negative. A node
+     answers at most 1,000 coins per call: the page asks page after page.
 
    Everything is built with DOM and SVG calls and textContent: no HTML strings,
    so nothing a node says can turn into markup. Amounts are integers of units. */
@@ -29,6 +30,8 @@ const MERGE_SECONDS = 20;  // one refusal row for the same tx/block refused by s
 const POLL_MS = 4000;
 const RECONNECT_MS = 2000;
 const RPC_TIMEOUT_MS = 6000;
+const PAGE = 1000;         // items per listunspent call: the most a node answers
+const ADDRESSES = 500;     // addresses one listunspent call may name
 const NEW_MS = 4000;       // how long a block or refusal is highlighted as new
 const SVGNS = "http://www.w3.org/2000/svg";
 const UNIT = 100000000;
@@ -140,6 +143,18 @@ function value(reply) {
 
 async function rpc(node, method, params = []) {
   return value((await batch(node, [[method, params]]))[0]);
+}
+
+// Every item of a paged method (listunspent): each page asked after the last item of the one before.
+async function allPages(node, method, params) {
+  const items = [];
+  let options = { limit: PAGE };
+  for (;;) {
+    const page = await rpc(node, method, [...params, options]);
+    items.push(...page);
+    if (page.length < PAGE) return items;
+    options = { limit: PAGE, after: page[page.length - 1] };
+  }
 }
 
 // -- nodes: events and refreshes -------------------------------------------------------------
@@ -421,7 +436,11 @@ async function refreshBalances() {
     return;
   }
   try {
-    const rows = await rpc(node, "listunspent", [S.accounts.map((a) => a.address), 0]);
+    const addresses = S.accounts.map((a) => a.address);
+    const rows = [];
+    for (let i = 0; i < addresses.length; i += ADDRESSES) {
+      rows.push(...await allPages(node, "listunspent", [addresses.slice(i, i + ADDRESSES), 0]));
+    }
     if (call !== balanceCalls) return;
     const coins = new Map(S.accounts.map((a) => [a.address, []]));
     for (const row of rows) if (coins.has(row.address)) coins.get(row.address).push(row);
@@ -476,7 +495,7 @@ async function addWatched(event) {
     return;
   }
   try {
-    await rpc(node, "listunspent", [[address], 0]);  // the node checks the address (a typo is refused)
+    await rpc(node, "listunspent", [[address], 0, { limit: 1 }]);  // the node checks the address (a typo is refused)
   } catch (e) {
     error.textContent = e.message;
     return;

@@ -1,18 +1,19 @@
 """``toychain devnet``: a local multi-node network in one command.
 
-``up`` starts N child processes, ``toychain node --network devnet --mine``,
-on ports 8331, 8332, ... of 127.0.0.1, each dialling every node started
-before it, each mining to one demo account (node 1 to alice, node 2 to bob,
-...). The devnet's easy proof of work and the genesis coin of alice mean
-demo accounts have spendable coins within seconds. The layout of the network
-is written to ``DIR/devnet.json``, so running ``up`` again resumes the same
-chains, and ``status`` knows where to look. Every demo account also gets a
-wallet file ``DIR/wallets/NAME.json`` (password ``demo``: these keys are
-public, never use them for anything real).
+``up`` starts N child processes, ``python -m node --network devnet --mine``
+(the ``toychain node`` command), on ports 8331, 8332, ... of 127.0.0.1, each
+dialling every node started before it, each mining to one demo account
+(node 1 to alice, node 2 to bob, ...). The devnet's easy proof of work and
+the genesis coin of alice mean demo accounts have spendable coins within
+seconds. The layout of the network is written to ``DIR/devnet.json``, so
+running ``up`` again resumes the same chains, and ``status`` knows where to
+look. Every demo account also gets a wallet file ``DIR/wallets/NAME.json``
+(password ``demo``: these keys are public, never use them for anything real).
 
-``up`` also serves the live dashboard (``node/dashboard_server.py``) on the
+``up`` also serves the live dashboard (``dashboard_server.py``) on the
 port of node 1 + 100 and prints its URL with the node table; it opens no
-browser.
+browser. The dashboard starts first, so that every node can be told its
+origin (``--allow-origin``): a node runs RPC calls from no other web page.
 
 Ctrl-C (or SIGTERM) stops every child with SIGTERM, which each node handles
 as a clean shutdown; a child that does not stop in 15 s is killed.
@@ -27,16 +28,18 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chain.address import encode_address
 from chain.amounts import format_toy
 from chain.keys import DEMO_ACCOUNTS, demo_private_key, owner_of, public_key
 from chain.params import DEVNET
+from client.rpc import RpcClientError, rpc_call, rpc_pages
+from display.output import console as make_console, json_option, table, wants_json
 from wallet import keystore as ks
 
 from .dashboard_server import DashboardServer
-from .rpc_client import RpcClientError, rpc_call
 
 DEMO_PASSWORD = "demo"
 FIRST_PORT = DEVNET.default_port
@@ -78,19 +81,21 @@ def _url(node: dict) -> str:
     return f"http://127.0.0.1:{node['port']}"
 
 
-def _start(node: dict, others: list[dict]) -> subprocess.Popen:
+def _start(node: dict, others: list[dict], origins: list[str]) -> subprocess.Popen:
     Path(node["datadir"]).mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "node", "node", "--network", "devnet",
+    command = [sys.executable, "-m", "node", "--network", "devnet",
                "--datadir", node["datadir"], "--port", str(node["port"]), "--mine",
                "--miner-address", demo_address(node["miner"])]
     for other in others:
         command += ["--peer", f"127.0.0.1:{other['port']}"]
+    for origin in origins:  # the dashboard's page, on its own port, calls every node
+        command += ["--allow-origin", origin]
     log = open(Path(node["datadir"]) / "node.log", "ab")
     return subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
 
 def _balances(url: str) -> dict[str, dict]:
-    rows = rpc_call(url, "listunspent", [[demo_address(n) for n in DEMO_ACCOUNTS], 0])
+    rows = rpc_pages(url, "listunspent", [[demo_address(n) for n in DEMO_ACCOUNTS], 0])
     totals = {n: {"spendable": 0, "immature": 0, "pending": 0} for n in DEMO_ACCOUNTS}
     by_address = {demo_address(n): n for n in DEMO_ACCOUNTS}
     for row in rows:
@@ -143,28 +148,27 @@ def _watch(nodes: list[dict], children: list[subprocess.Popen], console: Console
             if child.poll() is not None and node["name"] not in reported:
                 reported.add(node["name"])
                 console.print(f"[yellow]{node['name']} stopped (exit code {child.returncode}); the "
-                              f"others keep running. Log: {node['datadir']}/node.log[/yellow]")
+                              f"others keep running. Log: {escape(node['datadir'])}/node.log[/yellow]",
+                              soft_wrap=True)
         time.sleep(0.5)
 
 
-def _tables(nodes: list[dict], directory: Path) -> list[Table]:
-    table = Table("node", "RPC URL", "P2P address", "height", "mines to", "data directory",
-                  title="Toychain devnet")
-    table.columns[-1].overflow = "fold"
+def _tables(nodes: list[dict]) -> list[Table]:
+    network = table("node", "RPC URL", "P2P address", "height", "mines to", "data directory",
+                    title="Toychain devnet")
     for node in nodes:
         try:
             height = str(rpc_call(_url(node), "getblockchaininfo", timeout=2)["height"])
         except RpcClientError:
             height = "down"
-        table.add_row(node["name"], _url(node), f"127.0.0.1:{node['port']}", height, node["miner"],
-                      node["datadir"])
-    wallets = Table("account", "address", "spendable", "immature", "pending",
-                    title="Demo accounts (TOY)",
-                    caption=f"wallet files: {directory}/wallets/NAME.json, password {DEMO_PASSWORD!r}")
+        network.add_row(node["name"], _url(node), f"127.0.0.1:{node['port']}", height, node["miner"],
+                        escape(node["datadir"]))
+    wallets = table("account", "address", "spendable", "immature", "pending",
+                    title="Demo accounts (TOY)")
     for name, totals in _balances(_url(nodes[0])).items():
         wallets.add_row(name, demo_address(name), *(format_toy(totals[k]).removesuffix(" TOY")
                                                     for k in ("spendable", "immature", "pending")))
-    return [table, wallets]
+    return [network, wallets]
 
 
 def _interrupt(signum, frame):
@@ -172,6 +176,7 @@ def _interrupt(signum, frame):
 
 
 @click.group()
+@json_option
 def devnet():
     """A local network of mining nodes with funded demo accounts."""
 
@@ -188,17 +193,16 @@ def devnet():
 @click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard page.")
 def up(count, directory, first_port, dashboard_port, no_dashboard):
     """Start (or resume) the devnet and run until Ctrl-C."""
-    console = Console()
+    if wants_json():
+        raise click.UsageError("`devnet up` prints no JSON: `toychain devnet status --json` does")
+    console = make_console()
     nodes = _layout(directory, count, first_port)
     _write_demo_wallets(directory)
     children = []
     dashboard = None
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for i, node in enumerate(nodes):
-            children.append(_start(node, nodes[:i]))
-        _wait_ready(nodes, children)
-        if not no_dashboard:
+        if not no_dashboard:  # first: its port is the origin the nodes must allow
             port = nodes[0]["port"] + DASHBOARD_OFFSET if dashboard_port is None else dashboard_port
             watched = [{"name": n["name"], "url": _url(n), "miner": n["miner"]} for n in nodes]
             dashboard = DashboardServer(watched, port=port)
@@ -206,14 +210,21 @@ def up(count, directory, first_port, dashboard_port, no_dashboard):
                 dashboard.start()
             except OSError as error:
                 console.print(f"[yellow]No dashboard: cannot listen on port {port} ({error.strerror}); "
-                              f"choose another with --dashboard-port[/yellow]")
+                              f"choose another with --dashboard-port[/yellow]", soft_wrap=True)
                 dashboard = None
-        for table in _tables(nodes, directory):
-            console.print(table)
+        origins = dashboard.origins if dashboard is not None else []
+        for i, node in enumerate(nodes):
+            children.append(_start(node, nodes[:i], origins))
+        _wait_ready(nodes, children)
+        for grid in _tables(nodes):
+            console.print(grid)
+        console.print(f"Demo wallet files: {directory}/wallets/NAME.json, password {DEMO_PASSWORD!r}",
+                      soft_wrap=True, markup=False)
         if dashboard is not None:
             console.print(f"Dashboard (open it in a browser): {dashboard.url}", soft_wrap=True)
         console.print(f"Try: toychain wallet --wallet {directory}/wallets/alice.json --node "
-                      f"{_url(nodes[0])} balance   (password: {DEMO_PASSWORD})")
+                      f"{_url(nodes[0])} balance   (password: {DEMO_PASSWORD})",
+                      soft_wrap=True, markup=False)
         console.print("Ctrl-C stops every node (the chains are kept in the directory).")
         _watch(nodes, children, console)
         raise click.ClickException("every node has stopped (see the node.log files)")
@@ -231,8 +242,8 @@ def up(count, directory, first_port, dashboard_port, no_dashboard):
 @devnet.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("devnet"), show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def status(directory, as_json):
+@json_option
+def status(directory):
     """Heights, tips, peers and mempools of every devnet node."""
     config = directory / "devnet.json"
     if not config.exists():
@@ -248,14 +259,14 @@ def status(directory, as_json):
         except RpcClientError:
             pass
         rows.append(row)
-    if as_json:
+    if wants_json():
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("node", "RPC URL", "height", "tip", "peers", "mempool")
+    nodes = table("node", "RPC URL", "height", "tip", "peers", "mempool")
     for row in rows:
         if row["up"]:
-            table.add_row(row["node"], row["url"], str(row["height"]), row["tip"][:16] + "...",
+            nodes.add_row(row["node"], row["url"], str(row["height"]), row["tip"][:16] + "...",
                           str(row["peers"]), str(row["mempool"]))
         else:
-            table.add_row(row["node"], row["url"], "down", "", "", "")
-    Console().print(table)
+            nodes.add_row(row["node"], row["url"], "down", "", "", "")
+    make_console().print(nodes)

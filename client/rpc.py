@@ -1,9 +1,25 @@
 """A small synchronous JSON-RPC client (standard library only), used by the
-``toychain rpc`` command, the wallet and the demos."""
+``toychain rpc`` command, the wallet, the demos and the devnet.
+
+One call is one HTTP ``POST URL/rpc`` with a JSON-RPC 2.0 request (and
+``Authorization: Bearer <cookie>`` when a token is given, for admin
+methods). Every failure becomes one ``RpcClientError`` whose message is a
+sentence for the user: the node unreachable, an admin method without the
+cookie (HTTP 401), a refusal with the node's reason (HTTP 403), a reply
+that is not JSON, or the node's own RPC error, whose ``code`` and
+``reject_reason`` are kept for callers that check them.
+
+``rpc_pages`` fetches every item of ``listunspent`` or ``getaddresshistory``,
+which a node answers at most ``PAGE`` items at a time: each page is asked
+for after the last item of the one before, until a page comes back short.
+"""
 
 import json
 import urllib.error
 import urllib.request
+
+PAGE = 1000  # items per page: the most a node answers in one call
+ADDRESSES = 500  # addresses one listunspent call may name
 
 
 class RpcClientError(Exception):
@@ -30,7 +46,8 @@ def rpc_call(url: str, method: str, params: list | None = None, token: str | Non
         if error.code == 401:
             raise RpcClientError(f"{method} is an admin method: pass --datadir so the cookie "
                                  f"can be read") from None
-        raise RpcClientError(f"node at {url} answered HTTP {error.code}") from None
+        reason = error.read(500).decode("utf-8", "replace").strip() if error.code == 403 else ""
+        raise RpcClientError(f"node at {url} answered HTTP {error.code}" + (f": {reason}" if reason else "")) from None
     except (urllib.error.URLError, OSError) as error:
         raise RpcClientError(f"cannot reach a node at {url}: {getattr(error, 'reason', error)}") from None
     except ValueError:
@@ -40,3 +57,14 @@ def rpc_call(url: str, method: str, params: list | None = None, token: str | Non
         raise RpcClientError(error.get("message", "unknown error"), error.get("code"),
                              (error.get("data") or {}).get("reject_reason"))
     return reply.get("result")
+
+
+def rpc_pages(url: str, method: str, params: list, token: str | None = None, timeout: float = 30.0) -> list:
+    """Every item of a paged method, ``params`` being its parameters before the options."""
+    items, options = [], {"limit": PAGE}
+    while True:
+        page = rpc_call(url, method, [*params, options], token, timeout)
+        items += page
+        if len(page) < PAGE:
+            return items
+        options = {"limit": PAGE, "after": page[-1]}
