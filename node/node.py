@@ -100,7 +100,7 @@ class Node:
         self.nonce = self.rng.getrandbits(63)
         self.peers: dict[int, Peer] = {}
         self.banlist = BanList()
-        self.claims = ListenClaims(self.rng)
+        self.claims = ListenClaims()
         self.addrs = AddrBook()
         self.tx_requests = TxRequestTracker(self.rng)
         self.blocks = BlockDownload(chain)
@@ -162,7 +162,7 @@ class Node:
             return None, self.take_actions()
         peer = self._new_peer(addr, inbound=False)
         peer.manual = self.addrs.dial_over(addr)
-        self._send(peer, self._version_msg(self.claims.nonce_for_dial(addr)))
+        self._send(peer, self._version_msg())
         return peer.id, self.take_actions()
 
     def outbound_failed(self, addr: str) -> list[Action]:
@@ -268,11 +268,11 @@ class Node:
         self.tx_requests.add_peer(peer.id)
         return peer
 
-    def _version_msg(self, nonce: int) -> dict:
+    def _version_msg(self) -> dict:
         tip = self.chain.tip
         return {"type": "version", "network": self.net.name,
                 "genesis": self.net.genesis.hash.hex(), "protocol": m.PROTOCOL_VERSION,
-                "nonce": nonce, "height": tip.height, "best": tip.hash.hex(),
+                "nonce": self.nonce, "height": tip.height, "best": tip.hash.hex(),
                 "user_agent": USER_AGENT, "listen": self.listen}
 
     def is_banned(self, key: str) -> bool:
@@ -300,8 +300,7 @@ class Node:
     def punish(self, peer: Peer, reason: str) -> None:
         """Disconnect a peer that broke the protocol and ban it (banlist.py says
         on which key); a peer the operator named is only disconnected."""
-        named = peer.manual or (peer.listen_proven and peer.ban_key in self.addrs.manual)
-        if named:
+        if peer.manual:
             log.warning("disconnecting peer %s (named by the operator, not banned): %s",
                         peer.ban_key, reason)
             self._close(peer, f"misbehaved: {reason}")
@@ -320,7 +319,7 @@ class Node:
 
     def _ban_target(self, peer: Peer) -> str | None:
         """The key a ban of ``peer`` falls on; None while its claim's probe runs."""
-        if not peer.inbound or not peer.listen or peer.listen_proven:
+        if not peer.inbound or not peer.listen:
             return peer.ban_key
         answered = self.claims.answered(peer.ban_key, self.clock())
         if answered is False:
@@ -330,10 +329,9 @@ class Node:
         return peer.addr
 
     def _probe(self, peer: Peer) -> None:
-        """An inbound peer claims an address it has not proven: is something else
-        listening there?"""
+        """An inbound peer claims an address: is something else listening there?"""
         key = peer.ban_key
-        if (peer.listen_proven or self.claims.answered(key, self.clock()) is not None
+        if (self.claims.answered(key, self.clock()) is not None
                 or key in self.addrs.dialling or key == self.listen):
             return
         if any(p.addr == key for p in self.peers.values() if not p.inbound):
@@ -421,15 +419,13 @@ class Node:
         peer.listen = msg["listen"]
         peer.height = msg["height"]
         peer.user_agent = msg["user_agent"]
-        if peer.inbound and peer.listen:
-            peer.listen_proven = self.claims.heard(peer.ban_key, msg["nonce"])
         if self.is_banned(peer.ban_key) or self.is_banned(peer.addr):
             self._close(peer, "banned")
             return
         if peer.inbound:
             if peer.listen:
                 self._probe(peer)
-            self._send(peer, self._version_msg(self.nonce))
+            self._send(peer, self._version_msg())
             self._send(peer, {"type": "verack"})
         elif peer.verack_received:
             self._handshake_done(peer)

@@ -63,7 +63,6 @@ class Peer:
         self.manual = False  # an outbound connection to a --peer / addnode address
         self.addr_tokens = TokenBucket(now)  # how many addr entries it may make us process
         self.getaddr_answered = False
-        self.listen_proven = False  # its listen claim echoed our challenge (banlist.py)
 
     @property
     def ban_key(self) -> str:

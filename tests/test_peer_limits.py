@@ -1,8 +1,6 @@
 """Bounded containers of the peer logic pushed past their bounds, one by one
 (node/banlist.py, node/txrequest.py); the simulator tests push the others."""
 
-import random
-
 from node.banlist import (BAN_SECONDS, MAX_BANS, MAX_CLAIMS, MAX_PROBES, PROBE_SECONDS,
                           BanList, ListenClaims)
 from node.txrequest import MAX_REJECTED_TXIDS, RejectFilter
@@ -18,29 +16,15 @@ def test_at_most_max_bans_and_the_one_ending_soonest_goes_first():
     assert not bans.is_banned("127.0.0.1:1", 1001.0 + BAN_SECONDS)
 
 
-def test_claims_remember_at_most_max_claims_of_each_kind_oldest_out():
-    claims = ListenClaims(random.Random(1))
+def test_probe_results_kept_at_most_max_claims_oldest_out():
+    claims = ListenClaims()
     for n in range(MAX_CLAIMS + 1):
-        claims.nonce_for_dial(f"127.0.0.1:{n}")
-        claims.heard(f"127.0.0.1:{n}", n)
         claims.probe_done(f"127.0.0.1:{n}", True, 0.0)
-    for table in (claims.challenges, claims.echoes, claims.probed):
-        assert len(table) == MAX_CLAIMS and "127.0.0.1:0" not in table
-
-
-def test_a_claim_is_proven_only_by_the_challenge_sent_to_that_address():
-    claims = ListenClaims(random.Random(2))
-    challenge = claims.nonce_for_dial("127.0.0.1:8331")
-    assert not claims.heard("127.0.0.1:8332", challenge)  # another address
-    assert not claims.heard("127.0.0.1:8331", challenge + 1)
-    assert claims.heard("127.0.0.1:8331", challenge)
-    # What a dialler sent us is what we send back when we dial its address.
-    claims.heard("127.0.0.1:9000", 12345)
-    assert claims.nonce_for_dial("127.0.0.1:9000") == 12345
+    assert len(claims.probed) == MAX_CLAIMS and "127.0.0.1:0" not in claims.probed
 
 
 def test_at_most_max_probes_at_once_and_answers_expire():
-    claims = ListenClaims(random.Random(3))
+    claims = ListenClaims()
     assert [claims.start_probe(f"127.0.0.1:{n}") for n in range(MAX_PROBES + 2)] == \
         [True] * MAX_PROBES + [False, False]
     claims.probing["127.0.0.1:0"].append(("127.0.0.1:50000", "bad"))

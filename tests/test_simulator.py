@@ -316,9 +316,9 @@ def test_tx_returned_by_a_reorg_is_announced_and_published():
 @pytest.mark.parametrize("b_is_manual_peer_of_a", [False, True])
 def test_a_peer_claiming_an_honest_nodes_address_cannot_get_it_banned(b_is_manual_peer_of_a):
     """Issue 10, ban framing: a process that claimed honest B's listen port and sent one
-    bad frame got B banned. Now a listen claim becomes the ban key only when the claimant
-    proves it (it echoes the nonce we sent when we dialled that address) or nothing else
-    answers at that address; the liar is banned by its own source port."""
+    bad frame got B banned. Now a listen claim becomes the ban key only when nothing else
+    answers at that address (the node probes it); the liar, which even copied the nonce B
+    sends, is banned by its own source port."""
     world = World.build(13, 2, max_outbound=0)
     a, b = world.honest  # B dials A (--peer)
     if b_is_manual_peer_of_a:
@@ -347,30 +347,6 @@ def test_a_manual_peer_that_misbehaves_is_disconnected_never_banned_and_dialled_
     world.sim.run_for(5)
     assert a.node.banlist.bans == {} and a.dials >= 2
     assert any(r.startswith("misbehaved") for r in a.closes)
-
-
-def test_a_node_proves_its_listen_address_by_echoing_our_challenge():
-    """A dials B (addnode onetry) with a fresh challenge as its nonce; later B dials A
-    and sends that challenge back as its own nonce: A knows that peer is B. A peer that
-    dials A without having seen the challenge is not believed."""
-    world = World.build(15, 1, max_outbound=0)
-    (a,) = world.honest
-    b = world.add_honest("b", max_outbound=0)
-    a.node.add_peer(b.listen, persistent=False)
-    a.apply(a.node.take_actions())
-    world.sim.run_for(2)
-    a.node.disconnect(b.listen)
-    a.apply(a.node.take_actions())
-    world.sim.run_for(1)
-    World.connect(b, a)
-    world.sim.run_for(2)
-    (peer,) = a.node.peers.values()
-    assert peer.inbound and peer.handshake_done and peer.listen_proven and peer.ban_key == b.listen
-    c = world.add_honest("c", max_outbound=0)
-    World.connect(c, a)
-    world.sim.run_for(2)
-    (stranger,) = [p for p in a.node.peers.values() if p.ban_key == c.listen]
-    assert not stranger.listen_proven
 
 
 # -- the suite's seeds ------------------------------------------------------------------------------
