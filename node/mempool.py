@@ -29,7 +29,6 @@ import heapq
 from decimal import Decimal
 from fractions import Fraction
 import time as _time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from chain.amounts import format_toy
@@ -46,8 +45,6 @@ from chain.tx_rules import (check_authorizations, check_final, check_not_coinbas
 MAX_CHAIN = 25
 DEFAULT_MAX_BYTES = 32_000_000
 DEFAULT_MIN_FEE_RATE = 1  # units per byte
-MAX_ORPHAN_TXS = 100
-ORPHAN_TX_SECONDS = 20 * 60
 EXPIRY_SECONDS = 14 * 24 * 3600
 
 # The policy rules in words, as a trace shows them (chain/trace.py).
@@ -93,7 +90,6 @@ class Mempool:
         self.entries: dict[bytes, Entry] = {}
         self.spends: dict[OutPoint, bytes] = {}   # outpoint -> txid of the mempool tx spending it
         self.bytes = 0
-        self.orphans: OrderedDict[bytes, tuple[Tx, float, object]] = OrderedDict()
 
     # -- the coin view of the next block ----------------------------------------------
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
@@ -344,23 +340,6 @@ class Mempool:
         for txid in old:
             self._remove_with_descendants(txid, removed)
         return [(tx, "expiry") for tx in removed]
-
-    # -- orphans (txs from peers whose inputs we do not know yet) -------------------------
-    def add_orphan(self, tx: Tx, source: object) -> None:
-        self.orphans[tx.txid] = (tx, self.clock(), source)
-        now = self.clock()
-        for txid in [t for t, (_, seen, _) in self.orphans.items() if now - seen > ORPHAN_TX_SECONDS]:
-            del self.orphans[txid]
-        while len(self.orphans) > MAX_ORPHAN_TXS:
-            self.orphans.popitem(last=False)
-
-    def orphans_spending(self, txid: bytes) -> list[tuple[Tx, object]]:
-        """Remove and return orphans that spend an output of ``txid``."""
-        ready = [(t, tx, src) for t, (tx, _, src) in self.orphans.items()
-                 if any(txin.prev_txid == txid for txin in tx.inputs)]
-        for t, _, _ in ready:
-            del self.orphans[t]
-        return [(tx, src) for _, tx, src in ready]
 
     # -- mining ----------------------------------------------------------------------------------
     def select(self, max_bytes: int) -> tuple[list[Tx], int]:

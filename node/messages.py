@@ -113,6 +113,9 @@ def _headers(msg):
         if not isinstance(value, str) or len(value) != 2 * HEADER_SIZE:
             raise Misbehaviour("headers: an entry is not 88 bytes of hex")
         headers.append(_decode(Header.decode, value, "header"))
+    for n, (previous, header) in enumerate(zip(headers, headers[1:]), start=1):
+        if header.prev_hash != previous.hash:
+            raise Misbehaviour(f"headers do not link: header {n} does not follow header {n - 1}")
     return {"type": "headers", "headers": headers}
 
 

@@ -2,89 +2,270 @@
 
 Theory of operation
 -------------------
-The aiohttp shell (``server.py``) owns the sockets and feeds this class
-text frames (``on_frame``) and connection events; this class answers by
-calling ``peer.send`` and publishing events. Nothing here awaits, so a test
-can drive several nodes in one process and see exactly what happened.
+The shell (``server.py`` over real sockets, or the simulator) owns the
+connections and tells the node what happened: a connection opened or closed,
+a text frame arrived, a frame was written, a timer fired. The node decides
+and leaves *actions* (``actions.py``: send, close, dial, publish) in its
+outbox, which the shell empties with ``take_actions``. Nothing here awaits
+or touches a socket, so a test can run many nodes in one process and see
+exactly what each one did.
+
+The decisions are split by concern into plain classes, each fed the current
+time and saying what to do; each module opens with its rules:
+
+    peers.Peer                    one connection: handshake, ping, what it knows,
+                                  its send budget in bytes
+    txrequest.TxRequestTracker    which tx to ask of which peer (Core's rules)
+    blocksync.BlockDownload       which block bodies to ask of which peer, whom to drop
+    addrman.AddrBook              addresses, rate-limited addr, whom to dial
+    banlist.BanList, ListenClaims who is refused, and whose address a ban falls on
+    orphans.TxOrphanage           txs waiting for their parents
+
+This class glues them: it parses each frame (``messages.parse``) and
+dispatches it by ``HANDLERS``, an explicit table from message type to
+handler. Messages other than ``version``/``verack`` are ignored until the
+handshake is done. ``timer`` (every ``TIMER_SECONDS``) enforces the
+timeouts: handshake, ping, block and tx requests, bans, orphans, mempool.
+Every container is bounded; ``limits`` lists them with their bounds.
 
 *Gossip.* Every tx accepted to the mempool and every block connected is
-announced at once by ``inv`` to each peer not known to have it (announcements
-are batched per event-loop tick). A peer asks with ``getdata``; we never
-echo an item back to a peer that sent or announced it.
+announced by ``inv`` to each peer not known to have it. Announcements are
+batched: the simulator sends them after each event; the aiohttp shell once
+per turn of its event loop (``flush_soon``), so a burst of txs makes one
+``inv`` per peer, well within the 100 ms of section 7. A peer asks with ``getdata``; we
+never echo an item back to a peer that sent or announced it.
 
-*Sync* is headers first: after the handshake each side sends ``getheaders``
-with its locator; headers are checked and added to the block index, and
-the missing bodies are downloaded from every peer that has them, at most 16
-in flight per peer, re-asked elsewhere after a timeout. Blocks may arrive in
-any order: the chain state connects them once they are contiguous.
-
-*Punishment* is decided from the typed result, never a message string:
-malformed frames and consensus-invalid headers or blocks disconnect and ban
-the peer; a policy refusal, an invalid loose transaction, an orphan, a
-too-new or mutated block do not.
+*Punishment* comes from two places only: a frame that breaks the protocol
+(``messages.Misbehaviour``, or a frame the shell could not hand over as
+text: ``bad_frame``) and a header or block whose reject code the fault
+table marks ``PUNISH`` (``error.fault.block & PUNISH``). A policy
+refusal, an invalid loose transaction, an orphan, a too-new or mutated
+block are never punished.
 """
 
+import json
 import logging
 import random
 import time as _time
-from collections import OrderedDict, deque
+from collections import deque
 
 from chain.address import encode_address
 from chain.block import Block
-from chain.chainstate import HAVE_DATA, ChainState
+from chain.chainstate import ChainState
 from chain.errors import ORPHAN, PUNISH, REMEMBER, RuleError
 from chain.tx import Tx
 
 from . import messages as m
-from .events import EventBus
+from .actions import Action, Close, Dial, Publish, Send, Stop
+from .addrman import AddrBook
+from .banlist import MAX_BANS, BanList, ListenClaims
+from .blocksync import BlockDownload
 from .mempool import Mempool
 from .messages import Misbehaviour
-from .peers import Peer
+from .orphans import TxOrphanage
+from .peers import KNOWN_LIMIT, MAX_GETDATA_ITEMS, MAX_SEND_BYTES, SEND_BUDGET, Peer
+from .txrequest import MAX_REJECTED_TXIDS, RejectFilter, TxRequestTracker
 
 log = logging.getLogger("toychain")
 
-BAN_SECONDS = 600
-MAX_BLOCKS_IN_FLIGHT = 16
-BLOCK_TIMEOUT = 20.0
-MAX_KNOWN_ADDRS = 1000
-MAX_RECENT_REJECTS = 100
-MAX_OUTBOUND = 8
-TX_REQUEST_SECONDS = 30.0
-MAX_REJECTED_TXIDS = 50_000
+MAX_RECENT_REJECTS = 100  # getrecentrejects shows the last 100 refusals: enough to see an attack
+MAX_OUTBOUND = 8  # outbound peers of our own choosing (Core's 8 full-relay connections)
+# Inbound connections at once. Each may hold a send budget (peers.py) of about
+# 5 MB, so 64 bound what strangers can make us hold to about 320 MB; a devnet
+# or a class has a handful of nodes. When full, new ones are refused (Core
+# evicts an old one instead; we keep it simple, and our outbound peers, whom we
+# chose, keep us connected to the honest network).
+MAX_INBOUND = 64
+# A connection must finish the version/verack handshake within this long: one
+# round trip, milliseconds on the networks Toychain runs on (Core allows 60 s).
+HANDSHAKE_SECONDS = 10.0
+PING_SECONDS = 30.0  # a ping this often (Core: 2 minutes; our links are short)
+PING_TIMEOUT = 60.0  # no pong this long after a ping: disconnected, not banned
+TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
 USER_AGENT = "/toychain:0.1.0/"
 
 
 class Node:
-    def __init__(self, chain: ChainState, mempool: Mempool, events: EventBus | None = None,
-                 listen: str | None = None, clock=_time.time, max_outbound: int = MAX_OUTBOUND):
+    def __init__(self, chain: ChainState, mempool: Mempool, listen: str | None = None,
+                 clock=_time.time, rng: random.Random | None = None,
+                 max_outbound: int = MAX_OUTBOUND, handshake_seconds: float = HANDSHAKE_SECONDS):
         self.chain = chain
         self.net = chain.net
         self.mempool = mempool
-        self.events = events or EventBus()
         self.listen = listen
         self.clock = clock
+        self.rng = rng or random.SystemRandom()
         self.max_outbound = max_outbound
-        self.nonce = random.getrandbits(63)
+        self.handshake_seconds = handshake_seconds
+        self.nonce = self.rng.getrandbits(63)
         self.peers: dict[int, Peer] = {}
-        self.bans: dict[str, tuple[float, str]] = {}
-        self.known_addrs: OrderedDict[str, None] = OrderedDict()
+        self.banlist = BanList()
+        self.claims = ListenClaims()
+        self.addrs = AddrBook()
+        self.tx_requests = TxRequestTracker(self.rng)
+        self.blocks = BlockDownload(chain)
+        self.orphans = TxOrphanage()
         self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
-        self.wanted_blocks: OrderedDict[bytes, int] = OrderedDict()  # hash -> height
-        self.requested: dict[bytes, int] = {}  # block hash -> peer id
-        self.tx_requests: dict[bytes, float] = {}
-        self.rejected_txids: set[bytes] = set()  # not fetched again until the tip moves
-        self.dial = None          # set by the shell: dial(addr) opens an outbound connection
-        self.schedule_flush = None  # set by the shell: run flush_announcements soon
-        self.request_stop = None  # set by the shell: begin a clean shutdown
+        self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
+        self.on_actions = None  # set by the shell: called when the outbox stops being empty
+        self.flush_soon = None  # set by a shell that batches announcements: call flush() soon
+        self._flush_pending = False
+        self._outbox: list[Action] = []
         self._next_peer_id = 0
 
+    # -- the outbox -------------------------------------------------------------------------
+    def _do(self, action: Action) -> None:
+        if not self._outbox and self.on_actions is not None:
+            self.on_actions()
+        self._outbox.append(action)
+
+    def _send(self, peer: Peer, message: dict) -> None:
+        if peer.id not in self.peers:
+            return
+        text = json.dumps(message, separators=(",", ":"))
+        peer.send_queued += len(text)
+        self._do(Send(peer.id, text))
+
+    def _publish(self, event: str, **fields) -> None:
+        self._do(Publish(event, fields))
+
+    def take_actions(self) -> list[Action]:
+        """Everything decided since the last call, in order; announcements too,
+        unless the shell batches them (``flush_soon``)."""
+        if self.flush_soon is None:
+            self._flush_announcements()
+        actions, self._outbox = self._outbox, []
+        return actions
+
+    def flush(self) -> list[Action]:
+        """The announcements batched since the last flush, and what else is pending."""
+        self._flush_pending = False
+        self._flush_announcements()
+        actions, self._outbox = self._outbox, []
+        return actions
+
+    # -- what the shell reports -------------------------------------------------------------
+    def inbound_opened(self, addr: str) -> tuple[int | None, list[Action]]:
+        """An inbound connection from ``addr``: its peer id, or None to refuse it
+        (MAX_INBOUND reached)."""
+        if sum(1 for p in self.peers.values() if p.inbound) >= MAX_INBOUND:
+            log.info("refusing inbound %s: %d inbound connections", addr, MAX_INBOUND)
+            return None, self.take_actions()
+        peer = self._new_peer(addr, inbound=True)
+        return peer.id, self.take_actions()
+
+    def outbound_opened(self, addr: str) -> tuple[int | None, list[Action]]:
+        """We dialled ``addr`` and it answered: its peer id, or None when that was
+        a probe (the shell then hangs up). We speak first."""
+        if addr in self.claims.probing:
+            self._probe_done(addr, answered=True)
+            return None, self.take_actions()
+        peer = self._new_peer(addr, inbound=False)
+        peer.manual = self.addrs.dial_over(addr)
+        self._send(peer, self._version_msg())
+        return peer.id, self.take_actions()
+
+    def outbound_failed(self, addr: str) -> list[Action]:
+        """A dial to ``addr`` failed."""
+        if addr in self.claims.probing:
+            self._probe_done(addr, answered=False)
+        elif self.addrs.dial_over(addr):
+            self.addrs.manual_lost(addr, self.clock())
+        return self.take_actions()
+
+    def frame(self, peer_id: int, text: str) -> list[Action]:
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            self._on_frame(peer, text)
+        return self.take_actions()
+
+    def bad_frame(self, peer_id: int, reason: str) -> list[Action]:
+        """A frame the shell could not hand over as text (binary, oversize, broken)."""
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            self.punish(peer, reason)
+        return self.take_actions()
+
+    def sent(self, peer_id: int, nbytes: int) -> list[Action]:
+        """The shell wrote a frame of ``nbytes`` bytes to the peer (called for every
+        frame, so the common case returns at once)."""
+        peer = self.peers.get(peer_id)
+        if peer is None:
+            return []
+        peer.send_queued -= nbytes
+        if not peer.getdata:
+            return []
+        self._serve_getdata(peer)
+        return self.take_actions()
+
+    def reading(self, peer_id: int) -> bool:
+        """Should the shell read the next frame from this peer now? Not while
+        its send budget is full or its last getdata is still being served."""
+        peer = self.peers.get(peer_id)
+        return peer is not None and not peer.getdata and peer.send_queued < SEND_BUDGET
+
+    def closed(self, peer_id: int, reason: str) -> list[Action]:
+        """The connection is gone (either side closed it)."""
+        peer = self.peers.get(peer_id)
+        if peer is not None:
+            self._forget(peer, reason)
+        return self.take_actions()
+
+    def timer(self) -> list[Action]:
+        """Housekeeping (the shell calls it every TIMER_SECONDS): pings, request
+        timeouts, expired bans and mempool entries."""
+        now = self.clock()
+        for peer in list(self.peers.values()):
+            if not peer.handshake_done:
+                if now - peer.opened_at > self.handshake_seconds:
+                    self._close(peer, "handshake timeout")
+                continue
+            if peer.ping_nonce is not None and now - peer.ping_sent > PING_TIMEOUT:
+                self._close(peer, "ping timeout")
+                continue
+            if peer.ping_nonce is None and now - peer.ping_sent > PING_SECONDS:
+                peer.ping_nonce = self.rng.getrandbits(63)
+                peer.ping_sent = now
+                self._send(peer, {"type": "ping", "nonce": peer.ping_nonce})
+        self._dial_manual(now)
+        self._dial_discovered(now)
+        for peer_id in self.blocks.timed_out(now):
+            self._close(self.peers[peer_id], "block download timeout")
+        self.tx_requests.expire(now)
+        self._request_txs()
+        self.banlist.expire(now)
+        self.orphans.expire(now)
+        self._after_mempool_removal(self.mempool.expire(now))
+        self._schedule_downloads()
+        return self.take_actions()
+
+    def limits(self) -> list[tuple[str, int, int]]:
+        """Every container this node keeps, as (name, size now, its bound); for
+        per-peer containers, the largest over all peers. The simulator checks
+        them as it runs; the tests push each past its bound."""
+        rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
+                ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
+                ("bans", len(self.banlist.bans), MAX_BANS)]
+        rows += self.blocks.limits() + self.tx_requests.limits() + self.orphans.limits()
+        rows += self.addrs.limits(self.max_outbound, self._discovered_outbound())
+        rows += self.claims.limits(MAX_INBOUND)
+        peers = self.peers.values()
+        rows += [("per peer: known inventory", max((len(p.known) for p in peers), default=0), KNOWN_LIMIT),
+                 ("per peer: send queue (bytes)", max((p.send_queued for p in peers), default=0),
+                  MAX_SEND_BYTES),
+                 ("per peer: getdata to serve", max((len(p.getdata) for p in peers), default=0),
+                  MAX_GETDATA_ITEMS),
+                 ("inbound peers", sum(p.inbound for p in peers), MAX_INBOUND)]
+        return rows
+
     # -- peers -----------------------------------------------------------------------------
-    def new_peer(self, addr: str, inbound: bool, send, close) -> Peer:
+    def _new_peer(self, addr: str, inbound: bool) -> Peer:
         self._next_peer_id += 1
-        peer = Peer(self._next_peer_id, addr, inbound, send, close)
+        now = self.clock()
+        peer = Peer(self._next_peer_id, addr, inbound, now)
         self.peers[peer.id] = peer
-        if not inbound:
-            peer.send(self._version_msg())
+        self.blocks.add_peer(peer.id, preferred=not inbound)
+        self.tx_requests.add_peer(peer.id)
         return peer
 
     def _version_msg(self) -> dict:
@@ -95,157 +276,210 @@ class Node:
                 "user_agent": USER_AGENT, "listen": self.listen}
 
     def is_banned(self, key: str) -> bool:
-        ban = self.bans.get(key)
-        if ban and ban[0] <= self.clock():
-            del self.bans[key]
-            return False
-        return ban is not None
+        """Is ``key`` refused? Never for a peer the operator named."""
+        return key not in self.addrs.manual and self.banlist.is_banned(key, self.clock())
 
-    def peer_closed(self, peer: Peer, reason: str) -> None:
+    def _close(self, peer: Peer, reason: str) -> None:
+        self._do(Close(peer.id, reason))
+        self._forget(peer, reason)
+
+    def _forget(self, peer: Peer, reason: str) -> None:
         if self.peers.pop(peer.id, None) is None:
             return
-        for hash_ in peer.blocks_in_flight:
-            self.requested.pop(hash_, None)
+        self.blocks.remove_peer(peer.id)
+        self.tx_requests.remove_peer(peer.id)
+        self.orphans.remove_peer(peer.id)
+        self._request_txs()
+        if peer.manual:
+            self.addrs.manual_lost(peer.addr, self.clock())
         if peer.handshake_done:
             log.info("peer %s disconnected: %s", peer.ban_key, reason)
-            self.events.publish("peer_disconnected", id=peer.id, addr=peer.ban_key, reason=reason)
+            self._publish("peer_disconnected", id=peer.id, addr=peer.ban_key, reason=reason)
         self._schedule_downloads()
 
     def punish(self, peer: Peer, reason: str) -> None:
-        self.bans[peer.ban_key] = (self.clock() + BAN_SECONDS, reason)
-        log.warning("banning peer %s for %d s: %s", peer.ban_key, BAN_SECONDS, reason)
-        peer.close(f"banned: {reason}")
-        self.peer_closed(peer, f"banned: {reason}")
+        """Disconnect a peer that broke the protocol and ban it (banlist.py says
+        on which key); a peer the operator named is only disconnected."""
+        if peer.manual:
+            log.warning("disconnecting peer %s (named by the operator, not banned): %s",
+                        peer.ban_key, reason)
+            self._close(peer, f"misbehaved: {reason}")
+            return
+        key = self._ban_target(peer)
+        if key is None:  # its claim is being probed: the ban waits for the answer
+            self.claims.probing[peer.ban_key].append((peer.addr, reason))
+        else:
+            self._ban(key, reason)
+        self._close(peer, f"banned: {reason}")
+
+    def _ban(self, key: str, reason: str) -> None:
+        if key not in self.addrs.manual:
+            log.warning("banning %s: %s", key, reason)
+            self.banlist.ban(key, reason, self.clock())
+
+    def _ban_target(self, peer: Peer) -> str | None:
+        """The key a ban of ``peer`` falls on; None while its claim's probe runs."""
+        if not peer.inbound or not peer.listen:
+            return peer.ban_key
+        answered = self.claims.answered(peer.ban_key, self.clock())
+        if answered is False:
+            return peer.ban_key  # nothing else listens there: the claim harms nobody
+        if answered is None and peer.ban_key in self.claims.probing:
+            return None
+        return peer.addr
+
+    def _probe(self, peer: Peer) -> None:
+        """An inbound peer claims an address: is something else listening there?"""
+        key = peer.ban_key
+        if (self.claims.answered(key, self.clock()) is not None
+                or key in self.addrs.dialling or key == self.listen):
+            return
+        if any(p.addr == key for p in self.peers.values() if not p.inbound):
+            self.claims.probe_done(key, answered=True, now=self.clock())  # we are connected to it
+        elif self.claims.start_probe(key):
+            self._do(Dial(key))
+
+    def _probe_done(self, addr: str, answered: bool) -> None:
+        for source, reason in self.claims.probe_done(addr, answered, self.clock()):
+            self._ban(source if answered else addr, reason)
 
     def disconnect(self, key: str) -> bool:
+        """The ``disconnectnode`` RPC: close every connection to ``key``, and dial
+        it no more from the address book. False if none was open."""
+        self.addrs.hold(key)
         found = False
         for peer in list(self.peers.values()):
-            if peer.ban_key == key or peer.addr == key:
-                peer.close("disconnectnode")
-                self.peer_closed(peer, "disconnectnode")
+            if key in (peer.ban_key, peer.addr):
+                self._close(peer, "disconnectnode")
+                self.addrs.hold(peer.ban_key)
                 found = True
         return found
 
     def connected_keys(self) -> set[str]:
         return {p.ban_key for p in self.peers.values()} | {p.addr for p in self.peers.values()}
 
+    def add_peer(self, addr: str, persistent: bool = True) -> bool:
+        """The ``addnode`` RPC and ``--peer``: dial ``addr`` now and, if
+        ``persistent``, again whenever the connection is lost. False if the
+        list of manual peers is full."""
+        if not self.addrs.add_manual(addr, persistent):
+            return False
+        self._dial_manual(self.clock())
+        return True
+
+    def _dial_manual(self, now: float) -> None:
+        for addr in self.addrs.due(now):
+            if addr in self.connected_keys() or addr in self.claims.probing:
+                self.addrs.dial_over(addr)
+                self.addrs.manual_lost(addr, now)
+            else:
+                self._do(Dial(addr))
+
+    def _discovered_outbound(self) -> int:
+        """Outbound peers found through addresses, dials in progress included."""
+        connected = sum(1 for p in self.peers.values() if not p.inbound and not p.manual)
+        return connected + self.addrs.discovered_dials()
+
+    def _dial_discovered(self, now: float) -> None:
+        """One dial per tick to an address from the book, while slots are free."""
+        if self._discovered_outbound() >= self.max_outbound:
+            return
+        busy = self.connected_keys() | set(self.addrs.manual) | set(self.claims.probing) | {self.listen}
+        addr = self.addrs.pick(now, lambda a: a in busy or self.is_banned(a))
+        if addr is not None:
+            self._do(Dial(addr))
+
+    def request_stop(self) -> None:
+        self._do(Stop())
+
     # -- frames ------------------------------------------------------------------------------
-    def on_frame(self, peer: Peer, text: str) -> None:
+    def _on_frame(self, peer: Peer, text: str) -> None:
         try:
             msg = m.parse(text)
         except Misbehaviour as error:
             self.punish(peer, str(error))
             return
-        if msg is None or peer.id not in self.peers:
-            return
-        kind = msg["type"]
-        if kind == "version":
-            self._on_version(peer, msg)
-        elif kind == "verack":
-            self._on_verack(peer)
-        elif peer.handshake_done:
-            getattr(self, f"_on_{kind}")(peer, msg)
+        if msg is None:
+            return  # an unknown type: ignored (forward compatibility)
+        handler, before_handshake = HANDLERS[msg["type"]]
+        if before_handshake or peer.handshake_done:
+            handler(self, peer, msg)
 
     def _on_version(self, peer: Peer, msg: dict) -> None:
         if peer.version is not None:
             return
         if msg["network"] != self.net.name or msg["genesis"] != self.net.genesis.hash:
             log.info("peer %s is on another network (%s): closing", peer.addr, msg["network"])
-            peer.close("other network")
-            self.peer_closed(peer, "other network")
+            self._close(peer, "other network")
             return
         if msg["nonce"] == self.nonce:
-            peer.close("connected to self")
-            self.peer_closed(peer, "connected to self")
+            self._close(peer, "connected to self")
             return
         peer.version = msg
         peer.listen = msg["listen"]
         peer.height = msg["height"]
         peer.user_agent = msg["user_agent"]
-        if self.is_banned(peer.ban_key):
-            peer.close("banned")
-            self.peer_closed(peer, "banned")
+        if self.is_banned(peer.ban_key) or self.is_banned(peer.addr):
+            self._close(peer, "banned")
             return
         if peer.inbound:
-            peer.send(self._version_msg())
-            peer.send({"type": "verack"})
+            if peer.listen:
+                self._probe(peer)
+            self._send(peer, self._version_msg())
+            self._send(peer, {"type": "verack"})
         elif peer.verack_received:
             self._handshake_done(peer)
 
-    def _on_verack(self, peer: Peer) -> None:
+    def _on_verack(self, peer: Peer, msg: dict) -> None:
         if peer.version is None or peer.handshake_done:
             return
         peer.verack_received = True
         if not peer.inbound:
-            peer.send({"type": "verack"})
+            self._send(peer, {"type": "verack"})
         self._handshake_done(peer)
 
     def _handshake_done(self, peer: Peer) -> None:
         peer.handshake_done = True
+        if not peer.inbound:
+            self.addrs.manual_connected(peer.addr)
         if peer.listen:
             self._learn_addr(peer.ban_key)
         log.info("peer %s connected (%s, height %d, %s)", peer.ban_key,
                  "inbound" if peer.inbound else "outbound", peer.height, peer.user_agent)
-        self.events.publish("peer_connected", id=peer.id, addr=peer.ban_key,
-                            inbound=peer.inbound, height=peer.height)
-        peer.send(m.getheaders_msg(self.chain.locator()))
+        self._publish("peer_connected", id=peer.id, addr=peer.ban_key, inbound=peer.inbound,
+                      height=peer.height)
+        self._send(peer, m.getheaders_msg(self.chain.locator()))
         if not peer.inbound:
-            peer.send({"type": "getaddr"})
+            self._send(peer, {"type": "getaddr"})
+            peer.addr_tokens.grant(m.MAX_ADDRS)  # room for its whole answer
 
     # -- liveness and addresses ----------------------------------------------------------------
     def _on_ping(self, peer: Peer, msg: dict) -> None:
-        peer.send({"type": "pong", "nonce": msg["nonce"]})
+        self._send(peer, {"type": "pong", "nonce": msg["nonce"]})
 
     def _on_pong(self, peer: Peer, msg: dict) -> None:
         if msg["nonce"] == peer.ping_nonce:
             peer.ping_nonce = None
 
     def _on_getaddr(self, peer: Peer, msg: dict) -> None:
-        addrs = [a for a in self.known_addrs if a != peer.ban_key]
+        if peer.getaddr_answered:
+            return  # once per connection (Core): a cheap message, a big answer
+        peer.getaddr_answered = True
+        addrs = [a for a in self.addrs if a != peer.ban_key]
         if self.listen:
             addrs.append(self.listen)
-        peer.send({"type": "addr", "addrs": addrs[-m.MAX_ADDRS:]})
+        self._send(peer, {"type": "addr", "addrs": addrs[-m.MAX_ADDRS:]})
 
     def _on_addr(self, peer: Peer, msg: dict) -> None:
+        now = self.clock()
         for addr in msg["addrs"]:
+            if not peer.addr_tokens.take(now):
+                break  # over its rate: the rest is ignored, not punished
             self._learn_addr(addr)
 
     def _learn_addr(self, addr: str) -> None:
-        if addr == self.listen or addr in self.known_addrs:
-            return
-        self.known_addrs[addr] = None
-        while len(self.known_addrs) > MAX_KNOWN_ADDRS:
-            self.known_addrs.popitem(last=False)
-        outbound = sum(1 for p in self.peers.values() if not p.inbound)
-        if (self.dial and outbound < self.max_outbound and addr not in self.connected_keys()
-                and not self.is_banned(addr)):
-            self.dial(addr)
-
-    def tick(self) -> None:
-        """Periodic housekeeping (the shell calls it every few seconds):
-        pings, block request timeouts, expired bans and mempool entries."""
-        now = self.clock()
-        for peer in list(self.peers.values()):
-            if not peer.handshake_done:
-                continue
-            if peer.ping_nonce is not None and now - peer.ping_sent > 60:
-                peer.close("ping timeout")
-                self.peer_closed(peer, "ping timeout")
-                continue
-            if peer.ping_nonce is None and now - peer.ping_sent > 30:
-                peer.ping_nonce = random.getrandbits(63)
-                peer.ping_sent = now
-                peer.send({"type": "ping", "nonce": peer.ping_nonce})
-            for hash_, asked in list(peer.blocks_in_flight.items()):
-                if now - asked > BLOCK_TIMEOUT:
-                    del peer.blocks_in_flight[hash_]
-                    self.requested.pop(hash_, None)
-        for txid in [t for t, asked in self.tx_requests.items() if now - asked > TX_REQUEST_SECONDS]:
-            del self.tx_requests[txid]
-        for key in [k for k in self.bans if self.bans[k][0] <= now]:
-            del self.bans[key]
-        self._after_mempool_removal(self.mempool.expire(now))
-        self._schedule_downloads()
+        if addr != self.listen:
+            self.addrs.learn(addr)
 
     # -- announcements --------------------------------------------------------------------------
     def announce(self, kind: str, hash_: bytes, skip: Peer | None = None) -> None:
@@ -254,86 +488,125 @@ class Node:
                 continue
             peer.mark_known(kind, hash_)
             peer.pending_inv.append((kind, hash_))
-        if self.schedule_flush:
-            self.schedule_flush()
-        else:
-            self.flush_announcements()
+        if self.flush_soon is not None and not self._flush_pending:
+            self._flush_pending = True
+            self.flush_soon()
 
-    def flush_announcements(self) -> None:
+    def _flush_announcements(self) -> None:
         for peer in self.peers.values():
             if peer.pending_inv:
                 items, peer.pending_inv = peer.pending_inv, []
+                if peer.send_queued >= SEND_BUDGET:
+                    continue  # it is not reading: dropped, not queued (peers.py)
                 for start in range(0, len(items), m.MAX_INV):
-                    peer.send(m.inv(items[start:start + m.MAX_INV]))
+                    self._send(peer, m.inv(items[start:start + m.MAX_INV]))
 
     # -- inventory ------------------------------------------------------------------------------
     def _on_inv(self, peer: Peer, msg: dict) -> None:
-        want = []
+        want, ask_headers, txs, blocks = [], False, False, False
         now = self.clock()
         for kind, hash_ in msg["items"]:
             peer.mark_known(kind, hash_)
             if kind == "tx":
-                if (hash_ in self.mempool or hash_ in self.mempool.orphans
-                        or hash_ in self.tx_requests or hash_ in self.rejected_txids):
-                    continue
-                self.tx_requests[hash_] = now
-                want.append((kind, hash_))
+                txs = True
+                if not self._have_tx(hash_):
+                    self.tx_requests.announced(peer.id, hash_, preferred=not peer.inbound)
             else:
+                blocks = True
                 entry = self.chain.index.get(hash_)
                 if entry is not None:
                     peer.height = max(peer.height, entry.height)
-                if (entry is not None and entry.status & HAVE_DATA) or hash_ in self.requested \
-                        or self.chain.invalid_reason(hash_) or hash_ in self.chain.orphans:
-                    continue
-                self.requested[hash_] = peer.id
-                peer.blocks_in_flight[hash_] = now
-                want.append((kind, hash_))
+                    self.blocks.peer_has(peer.id, entry)
+                if self.blocks.announced(peer.id, hash_, now):
+                    want.append((kind, hash_))
+                elif entry is None and not self.chain.invalid_reason(hash_):
+                    ask_headers = True
         if want:
-            peer.send(m.inv(want, "getdata"))
+            self._send(peer, m.inv(want, "getdata"))
+        if ask_headers:  # someone else is fetching it: learn that this peer has it too
+            self._send(peer, m.getheaders_msg(self.chain.locator()))
+        if txs:
+            self._request_txs()
+        if blocks:
+            self._schedule_downloads()
+
+    def _have_tx(self, txid: bytes) -> bool:
+        return txid in self.mempool or txid in self.orphans or txid in self.rejected_txids
+
+    def _request_txs(self) -> None:
+        for peer_id, txids in self.tx_requests.requests(self.clock()).items():
+            if peer_id in self.peers:
+                self._send(self.peers[peer_id], m.inv([("tx", t) for t in txids], "getdata"))
 
     def _on_getdata(self, peer: Peer, msg: dict) -> None:
+        for item in msg["items"]:
+            if len(peer.getdata) >= MAX_GETDATA_ITEMS:
+                break
+            peer.getdata[item] = None  # each item once, however often it is asked
+        self._serve_getdata(peer)
+
+    def _serve_getdata(self, peer: Peer) -> None:
+        """Answer queued getdata items while the peer's send budget has room;
+        the rest waits until the peer reads (``sent``)."""
         missing = []
-        for kind, hash_ in msg["items"]:
+        while peer.getdata and peer.send_queued < SEND_BUDGET:
+            (kind, hash_), _ = peer.getdata.popitem(last=False)
             item = self.mempool.get(hash_) if kind == "tx" else self.chain.get_block(hash_)
             if item is None:
                 missing.append((kind, hash_))
                 continue
             peer.mark_known(kind, hash_)
-            peer.send(m.tx_msg(item) if kind == "tx" else m.block_msg(item))
+            self._send(peer, m.tx_msg(item) if kind == "tx" else m.block_msg(item))
         if missing:
-            peer.send(m.inv(missing, "notfound"))
+            self._send(peer, m.inv(missing, "notfound"))
 
     def _on_notfound(self, peer: Peer, msg: dict) -> None:
         for kind, hash_ in msg["items"]:
-            if kind == "block" and peer.blocks_in_flight.pop(hash_, None) is not None:
-                self.requested.pop(hash_, None)
-            elif kind == "tx":
-                self.tx_requests.pop(hash_, None)
+            if kind == "block":
+                self.blocks.not_found(peer.id, hash_)
+            else:
+                self.tx_requests.received(peer.id, hash_)
+        self._request_txs()
         self._schedule_downloads()
 
     # -- transactions ---------------------------------------------------------------------------
     def _on_tx(self, peer: Peer, msg: dict) -> None:
         tx = msg["tx"]
         peer.mark_known("tx", tx.txid)
-        self.tx_requests.pop(tx.txid, None)
+        self.tx_requests.received(peer.id, tx.txid)
         try:
             self.accept_tx(tx, peer.ban_key, relay_skip=peer)
         except RuleError as error:
-            if error.fault.tx & REMEMBER:
-                if len(self.rejected_txids) >= MAX_REJECTED_TXIDS:
-                    self.rejected_txids.clear()
-                self.rejected_txids.add(tx.txid)
+            self._refused_from_peer(tx, error)
             if error.fault.tx & ORPHAN:
-                self.mempool.add_orphan(tx, peer.ban_key)
-                parents = [("tx", txin.prev_txid) for txin in tx.inputs
-                           if txin.prev_txid not in self.mempool and txin.prev_txid not in self.tx_requests
-                           and self.chain.store.tx_location(txin.prev_txid) is None]
-                if parents:
-                    for _, txid in parents:
-                        self.tx_requests[txid] = self.clock()
-                    peer.send(m.inv(parents, "getdata"))
+                self._keep_orphan(peer, tx)
             # No decodable loose tx is punished (the fault table): the peer may
             # simply have seen a different block or mempool than we have.
+        self.tx_requests.forget(tx.txid)  # in hand, whatever became of it
+        self._request_txs()
+
+    def _refused_from_peer(self, tx: Tx, error: RuleError) -> None:
+        if error.fault.tx & REMEMBER:
+            self.rejected_txids.add(tx.txid)
+
+    def _keep_orphan(self, peer: Peer, tx: Tx) -> None:
+        if not self.orphans.add(tx, peer.id, peer.ban_key, self.clock()):
+            return
+        for txin in tx.inputs:  # the sender must have the parents: as if it announced them
+            if not self._have_tx(txin.prev_txid) and self.chain.store.tx_location(txin.prev_txid) is None:
+                self.tx_requests.announced(peer.id, txin.prev_txid, preferred=not peer.inbound)
+
+    def _retry_orphans(self, parent: bytes) -> None:
+        """``parent`` is in: try its orphans again; one still missing a parent stays."""
+        for orphan in self.orphans.children_of(parent):
+            if orphan.tx.txid not in self.orphans:
+                continue  # gone meanwhile (accepted through another parent)
+            try:
+                self.accept_tx(orphan.tx, orphan.source, relay_skip=self.peers.get(orphan.peer))
+            except RuleError as error:
+                if not error.fault.tx & ORPHAN:
+                    self.orphans.remove(orphan.tx.txid)
+                    self._refused_from_peer(orphan.tx, error)
 
     def accept_tx(self, tx: Tx, source: str = "rpc", relay_skip: Peer | None = None) -> int:
         """Mempool acceptance, relay, events; raises RuleError (recorded) on refusal."""
@@ -343,15 +616,13 @@ class Node:
             if not (relay_skip is not None and error.fault.tx & ORPHAN):
                 self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
             raise
+        self.tx_requests.forget(tx.txid)
         log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
-        self.events.publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
+        self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])
         self.announce("tx", tx.txid, skip=relay_skip)
-        for orphan, orphan_source in self.mempool.orphans_spending(tx.txid):
-            try:
-                self.accept_tx(orphan, orphan_source)
-            except RuleError:
-                pass  # recorded in recent rejects by the inner call
+        self.orphans.remove(tx.txid)
+        self._retry_orphans(tx.txid)
         return fee
 
     def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str) -> None:
@@ -359,31 +630,27 @@ class Node:
         self.recent_rejects.appendleft({
             "time": int(self.clock()), "kind": kind, "id": hash_.hex(),
             "reject_reason": error.code, "message": error.message, "source": source})
-        self.events.publish(f"{kind}_rejected", id=hash_.hex(), reject_reason=error.code,
-                            message=error.message, source=source)
+        self._publish(f"{kind}_rejected", id=hash_.hex(), reject_reason=error.code,
+                      message=error.message, source=source)
 
     def _after_mempool_removal(self, removed: list[tuple[Tx, str]]) -> None:
         for tx, reason in removed:
-            self.events.publish("tx_removed", txid=tx.txid.hex(), reason=reason)
+            self._publish("tx_removed", txid=tx.txid.hex(), reason=reason)
 
     # -- headers and blocks ----------------------------------------------------------------------
     def _on_getheaders(self, peer: Peer, msg: dict) -> None:
         headers = self.chain.headers_after(msg["locator"], msg["stop"], m.MAX_HEADERS)
-        peer.send(m.headers_msg(headers))
+        self._send(peer, m.headers_msg(headers))
 
     def _on_headers(self, peer: Peer, msg: dict) -> None:
-        headers = msg["headers"]
-        for previous, header in zip(headers, headers[1:]):
-            if header.prev_hash != previous.hash:
-                self.punish(peer, "headers do not link")
-                return
+        headers = msg["headers"]  # linked to each other: messages.parse checked
         last = None
         for header in headers:
             try:
                 last = self.chain.accept_header(header)
             except RuleError as error:
                 if error.fault.block & ORPHAN:
-                    peer.send(m.getheaders_msg(self.chain.locator()))
+                    self._send(peer, m.getheaders_msg(self.chain.locator()))
                 elif error.fault.block & PUNISH:
                     self.punish(peer, f"invalid header {header.hash.hex()}: {error}")
                     return
@@ -391,85 +658,95 @@ class Node:
             peer.mark_known("block", header.hash)
             if last.hash not in self.chain.index:
                 break  # not kept: the chain state's side entries are full (chain/chainstate.py)
-            if not last.status & HAVE_DATA and not last.failed and last.hash not in self.wanted_blocks:
-                self.wanted_blocks[last.hash] = last.height
-        if last is not None:
+        if last is not None and last.hash in self.chain.index:
+            self.blocks.peer_has(peer.id, last)
             peer.height = max(peer.height, last.height)
-            if len(headers) == m.MAX_HEADERS and last.hash in self.chain.index:
-                peer.send(m.getheaders_msg([last.hash] + self.chain.locator()))
+            if len(headers) == m.MAX_HEADERS:
+                self._send(peer, m.getheaders_msg([last.hash] + self.chain.locator()))
         self._schedule_downloads()
 
     def _schedule_downloads(self) -> None:
-        """Ask each peer for wanted bodies it can serve, lowest heights first,
-        keeping at most MAX_BLOCKS_IN_FLIGHT requests open per peer. Only the
-        front of ``wanted_blocks`` is walked: bodies leave it as they arrive."""
-        peers = sorted((p for p in self.peers.values() if p.handshake_done),
-                       key=lambda p: len(p.blocks_in_flight))
         now = self.clock()
-        for peer in peers:
-            room = MAX_BLOCKS_IN_FLIGHT - len(peer.blocks_in_flight)
-            ask, done = [], []
-            for hash_, height in self.wanted_blocks.items():
-                if room <= 0 or height > peer.height:
-                    break
-                if self._have_block(hash_):
-                    done.append(hash_)
-                elif hash_ not in self.requested:
-                    self.requested[hash_] = peer.id
-                    peer.blocks_in_flight[hash_] = now
-                    ask.append(("block", hash_))
-                    room -= 1
-            for hash_ in done:
-                del self.wanted_blocks[hash_]
-            if ask:
-                peer.send(m.inv(ask, "getdata"))
-
-    def _have_block(self, hash_: bytes) -> bool:
-        entry = self.chain.index.get(hash_)
-        return entry is None or bool(entry.status & HAVE_DATA) or entry.failed
+        for peer_id in self.blocks.order():
+            peer = self.peers.get(peer_id)
+            if peer is not None and peer.handshake_done:
+                hashes = self.blocks.next_requests(peer_id, now)
+                if hashes:
+                    self._send(peer, m.inv([("block", h) for h in hashes], "getdata"))
 
     def _on_block(self, peer: Peer, msg: dict) -> None:
         block = msg["block"]
         peer.mark_known("block", block.hash)
-        requested = peer.blocks_in_flight.pop(block.hash, None) is not None
-        if requested:
-            self.requested.pop(block.hash, None)
-        outcome = self.accept_block(block, peer.ban_key, requested)
+        outcome = self.accept_block(block, peer.ban_key, requested=self.blocks.asked(peer.id, block.hash))
         if outcome.status == "orphan":
-            peer.send(m.getheaders_msg(self.chain.locator()))
+            self._send(peer, m.getheaders_msg(self.chain.locator()))
         elif outcome.error is not None and outcome.error.fault.block & PUNISH:
             self.punish(peer, f"invalid block {block.hash.hex()}: {outcome.error}")
             return
         entry = self.chain.index.get(block.hash)
-        if entry is not None:
+        if entry is not None and not entry.failed:
             peer.height = max(peer.height, entry.height)
+            self.blocks.peer_has(peer.id, entry)
         self._schedule_downloads()
 
     def accept_block(self, block: Block, source: str = "rpc", requested: bool = True):
-        """Process a block from anywhere; update the mempool, relay, publish events."""
+        """Process a block from anywhere; update the mempool, relay, publish events.
+        ``requested``: False for a block a peer sent without being asked (an
+        unrequested block on a branch with less work is not stored)."""
+        self.blocks.received(block.hash)
         outcome = self.chain.process_block(block, requested, source)
-        self.wanted_blocks.pop(block.hash, None)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
         if outcome.error is not None and outcome.status != "orphan":
             self._record_reject("block", block.hash, outcome.error, source)
         for gone in outcome.disconnected:
             log.info("disconnected block %s", gone.hash.hex())
-            self.events.publish("block_disconnected", hash=gone.hash.hex(),
-                                txids=[tx.txid.hex() for tx in gone.txs])
+            self._publish("block_disconnected", hash=gone.hash.hex(),
+                          txids=[tx.txid.hex() for tx in gone.txs])
         for new in outcome.connected:
             entry = self.chain.index[new.hash]
             log.info("connected block %s at height %d (%d txs) from %s", new.hash.hex(),
                      entry.height, len(new.txs), source)
-            self.events.publish("block_connected", hash=new.hash.hex(), height=entry.height,
-                                prev_hash=new.header.prev_hash.hex(), time=new.header.time,
-                                miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
-                                source=source)
+            self._publish("block_connected", hash=new.hash.hex(), height=entry.height,
+                          prev_hash=new.header.prev_hash.hex(), time=new.header.time,
+                          miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
+                          source=source)
         if outcome.connected or outcome.disconnected:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
+            pooled = set(self.mempool.entries)
             removed = self.mempool.update_for_chain(outcome.connected, outcome.disconnected)
             self._after_mempool_removal(removed)
+            for gone in outcome.disconnected:  # txs a reorg put back: accepted like any other
+                for tx in gone.txs[1:]:
+                    entry = self.mempool.entries.get(tx.txid)
+                    if entry is not None and tx.txid not in pooled:
+                        pooled.add(tx.txid)
+                        self._publish("tx_accepted", txid=tx.txid.hex(), fee=entry.fee, size=tx.size,
+                                      source="reorg")
+                        self.announce("tx", tx.txid)
+        for new in outcome.connected:
+            self.orphans.remove_for_block(new.txs)
+            for tx in new.txs:
+                self._retry_orphans(tx.txid)
         return outcome
+
+
+# message type -> (handler, acted on before the handshake is done)
+HANDLERS = {
+    "version": (Node._on_version, True),
+    "verack": (Node._on_verack, True),
+    "ping": (Node._on_ping, False),
+    "pong": (Node._on_pong, False),
+    "getaddr": (Node._on_getaddr, False),
+    "addr": (Node._on_addr, False),
+    "inv": (Node._on_inv, False),
+    "getdata": (Node._on_getdata, False),
+    "notfound": (Node._on_notfound, False),
+    "tx": (Node._on_tx, False),
+    "getheaders": (Node._on_getheaders, False),
+    "headers": (Node._on_headers, False),
+    "block": (Node._on_block, False),
+}
 
 
 def _miner_address(block: Block) -> str | None:

@@ -37,6 +37,7 @@ from chain.errors import RuleError
 from chain.keys import owner_of
 from chain.tx import OutPoint, Tx
 
+from .addrman import MAX_MANUAL_PEERS
 from .explain import explain
 from .messages import is_addr
 from .miner import generate, mine
@@ -260,7 +261,7 @@ def getrawmempool(node: Node):
 def getmempoolinfo(node: Node) -> dict:
     pool = node.mempool
     return {"size": len(pool), "bytes": pool.bytes, "min_fee_rate": pool.min_fee_rate,
-            "orphans": len(pool.orphans)}
+            "orphans": len(node.orphans)}
 
 
 def _coin_json(node: Node, outpoint: OutPoint, coin, confirmations: int, names: dict) -> dict:
@@ -513,10 +514,8 @@ def _addr(value) -> str:
 
 
 def addnode(node: Node, addr, command="add"):
-    addr = _addr(addr)
-    if node.dial is None:
-        raise RpcError(-8, "this node cannot dial out")
-    node.dial(addr, persistent=command == "add")
+    if not node.add_peer(_addr(addr), persistent=command == "add"):
+        raise RpcError(-8, f"at most {MAX_MANUAL_PEERS} peers may be added; this one would be one more")
     return None
 
 
@@ -527,18 +526,16 @@ def disconnectnode(node: Node, addr):
 
 
 def listbanned(node: Node) -> list:
-    return [{"addr": key, "until": int(until), "reason": reason}
-            for key, (until, reason) in node.bans.items() if until > node.clock()]
+    return node.banlist.entries(node.clock())
 
 
 def clearbanned(node: Node):
-    node.bans.clear()
+    node.banlist.clear()
     return None
 
 
 def stop(node: Node):
-    if node.request_stop is not None:
-        node.request_stop()
+    node.request_stop()
     return None
 
 

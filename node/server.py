@@ -1,10 +1,13 @@
 """The aiohttp shell: one server per node with ``/p2p``, ``/rpc`` and ``/events``.
 
-This module only moves bytes: it accepts and dials WebSockets, feeds each
-text frame to ``Node.on_frame``, writes what the node sends through a
-bounded per-peer queue, serves JSON-RPC over HTTP POST, and streams events.
-All decisions live in ``node.py``. ``/`` serves the live dashboard page for
-this node (``page.py``).
+This module only moves frames and carries out what the node decides. Each
+peer connection gets a ``PeerLink``: a reader that hands every text frame to
+``Node.frame`` and a writer that drains the link's outbox to the socket. The
+node answers with actions (``actions.py``): ``Send`` goes to a link's
+outbox, ``Close`` ends a link, ``Dial`` opens an outbound connection,
+``Publish`` goes to the event bus, ``Stop`` ends the server. A timer calls
+``Node.timer`` every ``TIMER_SECONDS``. ``/`` serves the live dashboard page
+for this node (``page.py``).
 
 Security defaults: bind 127.0.0.1; admin RPC methods need
 ``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
@@ -38,28 +41,27 @@ from chain.sigcache import SignatureCache
 from chain.storage import Store
 
 from . import jsonrpc, rpc
+from .actions import Close, Dial, Publish, Send, Stop
 from .events import EventBus
 from .http_guard import BrowserPolicy, add_cors, guard
 from .http_limits import IDLE_SECONDS, Listener, connection_limit
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
 from .miner import Miner
-from .node import Node
+from .node import HANDSHAKE_SECONDS, TIMER_SECONDS, Node
 from .page import add_page_routes, single_node_config
 
 log = logging.getLogger("toychain")
 
-SEND_QUEUE_LIMIT = 10_000
 # aiohttp refuses frames of *at least* max_msg_size bytes; the protocol closes
 # only frames *over* 4 MiB, so a frame of exactly 4 MiB must get through.
 WS_MAX_MSG_SIZE = MAX_FRAME_BYTES + 1
 MAX_RPC_BODY = 8 * 1024 * 1024
+DIAL_TIMEOUT = 10.0          # a dial to a peer that does not answer gives up after this long
 BODY_SECONDS = 10.0          # 8 MiB in 10 s is 0.8 MB/s; a local client sends it in milliseconds
 MAX_EVENT_SUBSCRIBERS = 64   # /events clients: a dashboard tab holds one per node it watches
 MAX_CONCURRENT_BATCHES = 4   # batches run at once (each up to 16 MiB of replies); single calls never wait
 SHUTDOWN_SECONDS = 5.0       # how long stop() lets requests in progress finish
-TICK_SECONDS = 2.0
-MAX_BACKOFF = 30.0
 
 
 def write_cookie(datadir: Path) -> str:
@@ -80,7 +82,7 @@ class NodeServer:
                  port: int | None = None, peers: list[str] = (), mine: bool = False,
                  automine: float | None = None, miner_owner: bytes | None = None,
                  min_fee_rate: int = 1, max_mempool_bytes: int = 32_000_000,
-                 allowed_origins: list[str] = ()):
+                 allowed_origins: list[str] = (), handshake_seconds: float = HANDSHAKE_SECONDS):
         self.net = net
         self.datadir = Path(datadir)
         self.host = host
@@ -92,10 +94,12 @@ class NodeServer:
         self.min_fee_rate = min_fee_rate
         self.max_mempool_bytes = max_mempool_bytes
         self.allowed_origins = list(allowed_origins)
+        self.handshake_seconds = handshake_seconds
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._sockets: set[web.WebSocketResponse | aiohttp.ClientWebSocketResponse] = set()
         self._stopping = False
+        self._drain_scheduled = False
         self.node: Node | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -107,25 +111,13 @@ class NodeServer:
         gc.freeze()  # the block index just loaded lives forever: keep the collector off it
         mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes, sigcache=sigcache)
         self.events = EventBus()
-        self.node = Node(chain, mempool, self.events)
-        self.node.dial = self.dial
-        self.node.request_stop = lambda: asyncio.get_running_loop().call_soon(self.stopped.set)
-        loop = asyncio.get_running_loop()
-        flush_pending = False
-
-        def schedule_flush():
-            nonlocal flush_pending
-            if not flush_pending:
-                flush_pending = True
-                loop.call_soon(flush)
-
-        def flush():
-            nonlocal flush_pending
-            flush_pending = False
-            self.node.flush_announcements()
-        self.node.schedule_flush = schedule_flush
-
-        self.session = aiohttp.ClientSession()
+        self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
+        self.node.on_actions = self._actions_pending
+        self.node.flush_soon = lambda: asyncio.get_running_loop().call_soon(
+            lambda: self._carry_out(self.node.flush()))
+        self._links: dict[int, PeerLink] = {}
+        self.session = aiohttp.ClientSession(  # for dialling peers: a dial must not hang
+            timeout=aiohttp.ClientTimeout(total=None, connect=DIAL_TIMEOUT, sock_connect=DIAL_TIMEOUT))
         # generatetoaddress's proof of work, and decoding on a thread; started on first use
         self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"),
                                    rpc.Turns())
@@ -152,13 +144,14 @@ class NodeServer:
                  self.node.listen, chain.height, self.datadir)
         self._spawn(self._ticker())
         for addr in self.initial_peers:
-            self.dial(addr, persistent=True)
+            self.node.add_peer(addr)
+        self._drain()
         if self.miner_owner is not None and (self.mine or self.automine):
             miner = Miner(self.node, self.miner_owner)
             self._spawn(miner.run_pow() if self.mine else miner.run_automine(self.automine))
 
     async def stop(self) -> None:
-        self._stopping = True  # dial loops must not start another round
+        self._stopping = True  # no new dials
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -196,83 +189,86 @@ class NodeServer:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
-            self.node.tick()
+            await asyncio.sleep(TIMER_SECONDS)
+            self._carry_out(self.node.timer())
+
+    # -- carrying out the node's decisions -------------------------------------------------------
+    def _actions_pending(self) -> None:
+        """The node's outbox stopped being empty: empty it soon, whoever called the node."""
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Carry out actions left by calls that do not return them (RPC, miner)."""
+        self._drain_scheduled = False
+        self._carry_out(self.node.take_actions())
+
+    def _carry_out(self, actions) -> None:
+        for action in actions:
+            match action:
+                case Send(peer, text):
+                    link = self._links.get(peer)
+                    if link is not None:
+                        link.push(text)
+                case Close(peer, reason):
+                    link = self._links.get(peer)
+                    if link is not None:
+                        link.close(reason)
+                case Dial(addr):
+                    self._spawn(self._dial(addr))
+                case Publish(event, fields):
+                    self.events.publish(event, **fields)
+                case Stop():
+                    asyncio.get_running_loop().call_soon(self.stopped.set)
 
     # -- peers ------------------------------------------------------------------------------------
-    def dial(self, addr: str, persistent: bool = False) -> None:
-        self._spawn(self._dial_loop(addr, persistent))
+    async def _dial(self, addr: str) -> None:
+        if self._stopping:
+            return
+        try:
+            ws = await self.session.ws_connect(
+                f"http://{addr}/p2p", max_msg_size=WS_MAX_MSG_SIZE,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            log.debug("dial %s failed: %s", addr, error)
+            self._carry_out(self.node.outbound_failed(addr))
+            return
+        peer_id, actions = self.node.outbound_opened(addr)
+        if peer_id is None:  # a probe: the node only wanted to know that something answers
+            self._carry_out(actions)
+            await ws.close()
+            return
+        await self._serve_peer(ws, peer_id, actions)
 
-    async def _dial_loop(self, addr: str, persistent: bool) -> None:
-        backoff = 1.0
-        while not self._stopping:
-            if not self.node.is_banned(addr) and addr not in self.node.connected_keys():
-                try:
-                    ws = await self.session.ws_connect(f"http://{addr}/p2p", max_msg_size=WS_MAX_MSG_SIZE,
-                                                       timeout=aiohttp.ClientWSTimeout(ws_close=5))
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
-                    log.debug("dial %s failed: %s", addr, error)
-                else:
-                    backoff = 1.0
-                    await self._serve_peer(ws, addr, inbound=False)
-            if not persistent:
-                return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
-
-    async def _p2p_inbound(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_SIZE)
-        await ws.prepare(request)
+    async def _p2p_inbound(self, request: web.Request) -> web.StreamResponse:
         host, port = request.transport.get_extra_info("peername")[:2]
-        await self._serve_peer(ws, f"{host}:{port}", inbound=True)
+        peer_id, actions = self.node.inbound_opened(f"{host}:{port}")
+        if peer_id is None:
+            self._carry_out(actions)
+            return web.Response(status=503, text="too many connections\n")
+        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_SIZE)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._carry_out(self.node.closed(peer_id, "upgrade failed"))
+            raise
+        await self._serve_peer(ws, peer_id, actions)
         return ws
 
-    async def _serve_peer(self, ws, addr: str, inbound: bool) -> None:
-        outbox: asyncio.Queue = asyncio.Queue()
-        closing: list[str] = []
-
-        def send(message: dict) -> None:
-            if outbox.qsize() >= SEND_QUEUE_LIMIT:
-                close("send queue full (peer too slow)")
-            elif not closing:
-                outbox.put_nowait(json.dumps(message, separators=(",", ":")))
-
-        def close(reason: str) -> None:
-            if not closing:
-                closing.append(reason)
-                outbox.put_nowait(None)
-
-        async def writer() -> None:
-            while (text := await outbox.get()) is not None:
-                await ws.send_str(text)
+    async def _serve_peer(self, ws, peer_id: int, actions) -> None:
+        if peer_id not in self.node.peers:  # dropped while the upgrade was under way
+            self._carry_out(actions)
             await ws.close()
-
+            return
+        link = PeerLink(self.node, ws, peer_id, self._carry_out)
+        self._links[peer_id] = link
         self._sockets.add(ws)
-        peer = self.node.new_peer(addr, inbound, send, close)
-        write_task = asyncio.get_running_loop().create_task(writer())
-        reason = "connection closed"
+        self._carry_out(actions)
         try:
-            async for msg in ws:
-                if closing:
-                    break
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    self.node.on_frame(peer, msg.data)
-                elif msg.type == aiohttp.WSMsgType.BINARY:
-                    self.node.punish(peer, "binary frame")
-                elif msg.type == aiohttp.WSMsgType.ERROR:
-                    self.node.punish(peer, f"bad frame: {ws.exception()}")
-            if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG and not closing:
-                self.node.punish(peer, "oversize frame")
-        except (aiohttp.ClientError, ConnectionError) as error:
-            reason = f"connection error: {error}"
+            await link.run()
         finally:
-            close(closing[0] if closing else reason)
-            self.node.peer_closed(peer, closing[0] if closing else reason)
-            # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a
-            # cancellation of this task when write_task is already done.
-            await asyncio.wait({write_task}, timeout=5)
-            write_task.cancel()
-            await ws.close()
+            self._links.pop(peer_id, None)
             self._sockets.discard(ws)
 
     # -- RPC and events -------------------------------------------------------------------------
@@ -361,3 +357,87 @@ class NodeServer:
             await ws.close()
             self._sockets.discard(ws)
         return ws
+
+
+class PeerLink:
+    """One open WebSocket to a peer: a reader feeding the node, a writer draining the outbox.
+
+    The outbox holds what the node sent and the socket has not taken yet; the
+    node counts those bytes (``Node.sent`` after each write) and, while they
+    are over its budget, says it is not ``reading`` this peer: the reader
+    then waits, so a peer that does not read what it asked for stops being
+    read, and its requests stop being answered."""
+
+    def __init__(self, node: Node, ws, peer_id: int, carry_out):
+        self.node = node
+        self.ws = ws
+        self.peer_id = peer_id
+        self.carry_out = carry_out
+        self.outbox: asyncio.Queue = asyncio.Queue()  # bounded in bytes by the node's send budget
+        self.readable = asyncio.Event()
+        self.reason: str | None = None  # set once the link is closing
+
+    def push(self, text: str) -> None:
+        if self.reason is None:
+            self.outbox.put_nowait(text)
+
+    def close(self, reason: str) -> None:
+        """Stop after what is queued: the node has already forgotten the peer."""
+        if self.reason is None:
+            self.reason = reason
+            self.outbox.put_nowait(None)
+            self.readable.set()
+
+    async def _write(self) -> None:
+        try:
+            while (text := await self.outbox.get()) is not None:
+                await self.ws.send_str(text)
+                actions = self.node.sent(self.peer_id, len(text))
+                if actions:
+                    self.carry_out(actions)
+                if not self.readable.is_set() and self.node.reading(self.peer_id):
+                    self.readable.set()  # the reader was waiting for the peer to drain
+            await self.ws.close()
+        except (aiohttp.ClientError, ConnectionError) as error:
+            self.close(f"connection error: {error}")
+
+    async def _frames(self):
+        """The peer's frames, read only while the node wants them."""
+        while True:
+            while self.reason is None and not self.node.reading(self.peer_id):
+                self.readable.clear()
+                await self.readable.wait()
+            if self.reason is not None:
+                return
+            msg = await self.ws.receive()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.CLOSED):
+                return
+            yield msg
+
+    async def run(self) -> None:
+        writer = asyncio.get_running_loop().create_task(self._write())
+        ws, node, peer_id = self.ws, self.node, self.peer_id
+        lost = "connection closed"
+        try:
+            async for msg in self._frames():
+                if self.reason is not None:
+                    break
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.carry_out(node.frame(peer_id, msg.data))
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self.carry_out(node.bad_frame(peer_id, "binary frame"))
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    self.carry_out(node.bad_frame(peer_id, f"bad frame: {ws.exception()}"))
+            if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG and self.reason is None:
+                self.carry_out(node.bad_frame(peer_id, "oversize frame"))
+        except (aiohttp.ClientError, ConnectionError) as error:
+            lost = f"connection error: {error}"
+        finally:
+            self.close(lost)
+            self.carry_out(node.closed(peer_id, self.reason))
+            # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation of this task when the writer is already done.
+            await asyncio.wait({writer}, timeout=5)
+            writer.cancel()
+            await ws.close()

@@ -2,6 +2,7 @@
 
     toychain                     the command, the devnet, its dashboard server, the lab
     wallet, demos                clients of a node: reach it only over JSON-RPC
+    sim                          the network simulator: many nodes in one process
     client   display   node      the RPC client; how commands print; the daemon
     chain                        the consensus core
 
@@ -30,6 +31,7 @@ ALLOWED = {  # package -> the packages of ours it may import
     "display": set(),
     "wallet": {"chain", "client", "display"},
     "demos": {"chain", "client", "display"},
+    "sim": {"chain", "node"},
     "toychain": {"chain", "node", "client", "display", "wallet", "demos"},
 }
 OURS = set(ALLOWED) | {"tests"}

@@ -1,7 +1,8 @@
 """The mempool (node/mempool.py) on a hand-mined regtest chain: every policy
 code of PROTOCOL.md section 5, the consensus codes through the mempool path
 (checked as if going into block tip+1), chains of unconfirmed txs, following
-the chain through blocks and reorgs, block templates and the orphan pool.
+the chain through blocks and reorgs, and block templates (orphan txs:
+tests/test_orphans.py).
 
 The chain of every test: ``Harness`` with 20 empty blocks paying alice, so
 alice's coinbase coins of heights 0..11 are mature for block 21 and those of
@@ -14,7 +15,7 @@ from chain.coins import Coin
 from chain.errors import RuleError
 from chain.params import DEVNET
 from chain.tx import OutPoint, Tx, TxIn, TxOut, coinbase_tx
-from node.mempool import MAX_CHAIN, MAX_ORPHAN_TXS, ORPHAN_TX_SECONDS, Mempool
+from node.mempool import MAX_CHAIN, Mempool
 
 from .helpers import COIN, Harness, owner, pub, spend
 
@@ -616,61 +617,6 @@ def test_select_skips_a_parent_that_does_not_fit_and_its_children(h):
     txs, fees = pool.select(SIZE_1_2 + SIZE_1_1)
     assert [t.txid for t in txs] == [big.txid, big_child.txid]
     assert fees == 10 * SIZE_1_2 + 10 * SIZE_1_1
-
-
-# -- orphans ----------------------------------------------------------------------------------------------------
-
-def orphan(n: int) -> Tx:
-    """An unsigned tx spending output ``n`` of an unknown parent."""
-    return Tx(1, (TxIn(b"\x77" * 32, n, pub("alice"), bytes(64)),),
-              (TxOut(1 * COIN, owner("bob")),), 0)
-
-
-def test_orphan_pool_is_bounded_to_100_oldest_out_first(h):
-    now = [1000.0]
-    pool = Mempool(h.chain, min_fee_rate=1, clock=lambda: now[0])
-    assert MAX_ORPHAN_TXS == 100
-    txs = [orphan(n) for n in range(101)]
-    for n, tx in enumerate(txs):
-        pool.add_orphan(tx, f"127.0.0.1:{n}")
-    assert len(pool.orphans) == 100
-    assert txs[0].txid not in pool.orphans and txs[1].txid in pool.orphans
-    assert list(pool.orphans)[-1] == txs[100].txid
-    assert len(pool) == 0 and pool.bytes == 0
-
-
-def test_orphans_expire_after_20_minutes(h):
-    now = [1000.0]
-    pool = Mempool(h.chain, min_fee_rate=1, clock=lambda: now[0])
-    assert ORPHAN_TX_SECONDS == 1200
-    pool.add_orphan(orphan(0), "peer-a")
-    now[0] += 1200
-    pool.add_orphan(orphan(1), "peer-b")
-    assert list(pool.orphans) == [orphan(0).txid, orphan(1).txid]
-    now[0] += 1
-    pool.add_orphan(orphan(2), "peer-c")
-    assert list(pool.orphans) == [orphan(1).txid, orphan(2).txid]
-
-
-def test_orphans_spending_removes_and_returns_with_source(h):
-    pool = pool_of(h)
-    parent = spend([coinbase_coin(h, 0)], "alice", [("bob", 20 * COIN), ("carol", 30 * COIN - 1000)])
-    kid_bob = pay(out(parent, 0), "dave", fee=1000, signer="bob")
-    kid_carol = pay(out(parent, 1), "dave", fee=1000, signer="carol")
-    stranger = orphan(0)
-    pool.add_orphan(kid_bob, "10.0.0.1:1")
-    pool.add_orphan(stranger, "10.0.0.2:2")
-    pool.add_orphan(kid_carol, "10.0.0.3:3")
-    assert code_of(pool, kid_bob).code == "bad-txns-inputs-missingorspent"
-    pool.accept(parent)
-    ready = pool.orphans_spending(parent.txid)
-    assert [(t.txid, src) for t, src in ready] == [(kid_bob.txid, "10.0.0.1:1"),
-                                                   (kid_carol.txid, "10.0.0.3:3")]
-    assert list(pool.orphans) == [stranger.txid]
-    assert pool.orphans_spending(parent.txid) == []
-    for tx, _ in ready:
-        pool.accept(tx)
-    assert pool.entries[parent.txid].children == {kid_bob.txid, kid_carol.txid}
 
 
 def test_expire_after_two_weeks_with_descendants(h):

@@ -685,7 +685,7 @@ def test_listbanned_and_clearbanned(tmp_path):
                 message = await asyncio.wait_for(ws.receive(), 5)
                 assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                         aiohttp.WSMsgType.CLOSING)
-            await wait_for(lambda: server.node.bans, 5, "a ban")
+            await wait_for(lambda: server.node.banlist.bans, 5, "a ban")
             [ban] = await client.call("listbanned", admin=True)
             assert ban["reason"] == "binary frame"
             # No listen announced: the ban key is the source host:port.

@@ -1,0 +1,195 @@
+"""Multi-node behaviour (PROTOCOL.md sections 5, 7 and 8) shown in the simulator.
+
+These were tests over real sockets that waited by polling; the simulator
+runs the same nodes (chain state, mempool, Node) deterministically in
+simulated time, so each step waits for exactly what it needs. What only
+real sockets show (frames, the shell, restarts, mining processes) stays in
+tests/test_network.py.
+"""
+
+import pytest
+
+from chain.address import encode_address
+from chain.mining import mine_block
+from chain.tx import TxOut
+from node import rpc
+from sim import invariants
+from sim.funding import owner, pay
+from sim.scenarios import FEE, World
+
+
+def call(node, method, *params):
+    """An RPC call straight into the node's method table, as the shell makes it."""
+    result = rpc.call(node.node, method, list(params))
+    node.apply(node.node.take_actions())
+    return result
+
+
+def block_on(chain, parent, txs=(), to="mallory"):
+    """A valid block (proof of work solved) on ``parent`` paying its subsidy and fees."""
+    height = parent.height + 1
+    fees = sum(FEE for _ in txs)
+    return mine_block(parent.hash, height, chain.next_required_bits(parent),
+                      chain.median_time_past(parent) + 1, list(txs),
+                      [TxOut(chain.net.subsidy(height) + fees, owner(to))])
+
+
+# -- 1, 2: gossip -----------------------------------------------------------------------------------
+
+def test_tx_sent_to_one_node_reaches_all_five_mempools_fetched_once_each():
+    world = World.build(21, 5, line=True)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    origin = nodes[2]
+    tx = world.payment()
+    assert call(origin, "sendrawtransaction", tx.raw.hex()) == tx.txid.hex()
+    assert sim.run_for(2, lambda: all(tx.txid in n.mempool for n in nodes))
+    for node in nodes:
+        assert call(node, "getrawmempool") == [tx.txid.hex()]
+        info = call(node, "getrawtransaction", tx.txid.hex())
+        assert info["blockhash"] is None and info["confirmations"] == 0
+        (accepted,) = node.of("tx_accepted")
+        assert accepted["txid"] == tx.txid.hex() and accepted["fee"] == FEE
+        fetched = sum(count for (_, kind), count in node.received.items() if kind == "tx")
+        if node is origin:
+            assert accepted["source"] == "rpc"
+            assert fetched == 0, "the tx was echoed back to the node it came from"
+        else:
+            assert accepted["source"] in {p.ban_key for p in node.node.peers.values()}
+            assert fetched == 1, "each node fetches the tx exactly once"
+
+
+def test_block_mined_on_one_node_reaches_every_node_once():
+    world = World.build(22, 5, line=True)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    (block_hash,) = call(nodes[4], "generatetoaddress", 1, encode_address(owner("carol")))
+    assert sim.run_for(2, lambda: invariants.converged(nodes))
+    for node in nodes:
+        assert call(node, "getblockhash", node.chain.height) == block_hash
+        assert call(node, "getblockheader", block_hash)["confirmations"] == 1
+        blocks = sum(count for (_, kind), count in node.received.items() if kind == "block")
+        assert blocks == (0 if node is nodes[4] else 1)
+
+
+# -- 3: headers-first sync of a late joiner from several peers ---------------------------------
+
+def test_late_joiner_syncs_520_blocks_each_fetched_once_from_two_peers():
+    world = World.build(23, 1, max_outbound=0, check_every_action=False)
+    (a,) = world.honest
+    hashes = call(a, "generatetoaddress", 520, encode_address(owner("alice")))
+    b = world.add_honest("b", max_outbound=0)
+    World.connect(b, a)
+    assert world.sim.run_for(60, lambda: b.chain.tip.hash == a.chain.tip.hash)
+    c = world.add_honest("c", max_outbound=0)
+    World.connect(c, a)
+    World.connect(c, b)
+    assert world.sim.run_for(60, lambda: c.chain.tip.hash == a.chain.tip.hash)
+    first = a.chain.height - 520 + 1
+    assert [call(c, "getblockhash", h) for h in range(first, a.chain.height + 1)] == hashes
+    assert [e["height"] for e in c.of("block_connected")] == list(range(first, a.chain.height + 1))
+    from_a, from_b = c.received["n0", "block"], c.received["b", "block"]
+    assert from_a and from_b, f"A served {from_a} blocks, B served {from_b}"
+    assert from_a + from_b == 520, "every block fetched exactly once, from one of the two"
+    assert not c.node.blocks.requests
+
+
+# -- 4: reorg from a reconnected peer ----------------------------------------------------------------
+
+def test_longer_branch_from_a_reconnected_peer_reorgs_and_returns_displaced_txs():
+    world = World.build(24, 1, max_outbound=0)
+    (a,) = world.honest
+    b = world.add_honest("b", max_outbound=0)
+    sim = world.sim
+    call(b, "addnode", a.listen, "onetry")
+    sim.run_for(2)
+    coin0, coin1 = world.coin(), world.coin()
+    tx1 = world.payment(coin0, "bob")     # will come back to the mempool
+    tx2 = world.payment(coin1, "carol")   # will be double-spent on the other branch
+    for tx in (tx1, tx2):
+        call(a, "sendrawtransaction", tx.raw.hex())
+    assert sim.run_for(2, lambda: tx1.txid in b.mempool and tx2.txid in b.mempool)
+    (old_hash,) = call(a, "generatetoaddress", 1, encode_address(owner("alice")))
+    assert sim.run_for(2, lambda: b.chain.tip.hash.hex() == old_hash)
+    for node in (a, b):
+        for tx in (tx1, tx2):
+            assert call(node, "getrawtransaction", tx.txid.hex())["blockhash"] == old_hash
+        assert len(node.mempool) == 0
+
+    # Split them (both ways, in the same instant), then give B a longer branch.
+    call(a, "disconnectnode", b.listen)
+    call(b, "disconnectnode", a.listen)
+    assert sim.run_for(2, lambda: not a.node.peers and not b.node.peers)
+    chain_b = b.chain
+    fork = chain_b.entry_at(chain_b.height - 1)
+    rival = pay(coin1, "alice", "dave", FEE)
+    branch1 = block_on(chain_b, fork, [rival], to="bob")
+    assert call(b, "submitblock", branch1.raw.hex()) is None  # equal work: side branch
+    assert b.chain.tip.hash.hex() == old_hash
+    branch2 = block_on(chain_b, chain_b.index[branch1.hash], to="bob")
+    assert call(b, "submitblock", branch2.raw.hex()) is None
+    assert b.chain.tip.hash == branch2.hash
+    assert call(b, "getrawmempool") == [tx1.txid.hex()]
+
+    # Reconnect: A learns the longer branch and reorganises.
+    published = len(a.published)
+    call(a, "addnode", b.listen, "onetry")
+    assert sim.run_for(5, lambda: a.chain.tip.hash == branch2.hash)
+    events = a.published[published:]
+    (gone,) = [f for e, f in events if e == "block_disconnected"]
+    assert gone["hash"] == old_hash and set(gone["txids"]) >= {tx1.txid.hex(), tx2.txid.hex()}
+    assert [f["hash"] for e, f in events if e == "block_connected"] == [branch1.hash.hex(),
+                                                                         branch2.hash.hex()]
+    assert [f["txid"] for e, f in events if e == "tx_accepted"] == [tx1.txid.hex()]
+    assert call(a, "getrawmempool") == [tx1.txid.hex()], \
+        "the displaced tx is back; the one double-spent by the branch is not"
+    assert call(a, "getrawtransaction", rival.txid.hex())["blockhash"] == branch1.hash.hex()
+    with pytest.raises(rpc.RpcError) as error:
+        call(a, "getrawtransaction", tx2.txid.hex())
+    assert error.value.code == -5
+    assert call(a, "gettxout", coin1[0].txid.hex(), coin1[0].index) is None
+    (again,) = call(a, "generatetoaddress", 1, encode_address(owner("alice")))
+    assert call(a, "getrawtransaction", tx1.txid.hex())["blockhash"] == again
+    assert sim.run_for(2, lambda: b.chain.tip.hash.hex() == again)
+    assert len(a.mempool) == len(b.mempool) == 0
+
+
+# -- 5: a double spend submitted at two nodes at once --------------------------------------------
+
+def test_same_coin_spent_at_two_nodes_ends_with_one_spend_everywhere():
+    world = World.build(25, 3, max_outbound=0)
+    n1, n2, n3 = world.honest  # a triangle: each dials up to two earlier nodes
+    sim = world.sim
+    sim.run_for(3)
+    assert all(len([p for p in n.node.peers.values() if p.handshake_done]) == 2 for n in world.honest)
+    coin = world.coin()
+    to_bob, to_carol = world.payment(coin, "bob"), world.payment(coin, "carol")
+    call(n1, "sendrawtransaction", to_bob.raw.hex())  # the same instant: neither heard of the other
+    call(n3, "sendrawtransaction", to_carol.raw.hex())
+    both = {to_bob.txid, to_carol.txid}
+
+    def rejects_for(node, txid):
+        return [r for r in call(node, "getrecentrejects") if r["id"] == txid.hex()]
+
+    def settled(node) -> bool:
+        pooled = both & set(node.mempool.entries)
+        return len(pooled) == 1 and bool(rejects_for(node, (both - pooled).pop()))
+    assert sim.run_for(3, lambda: all(settled(n) for n in world.honest))
+    assert to_bob.txid in n1.mempool and to_carol.txid in n3.mempool
+    for node in world.honest:
+        (kept,) = both & set(node.mempool.entries)
+        for reject in rejects_for(node, (both - {kept}).pop()):
+            assert (reject["kind"], reject["reject_reason"]) == ("tx", "txn-mempool-conflict")
+            assert reject["source"] in {p.ban_key for p in node.node.peers.values()}
+
+    (block_hash,) = call(n2, "generatetoaddress", 1, encode_address(owner("dave")))
+    assert sim.run_for(2, lambda: invariants.converged(world.honest))
+    (winner,) = both & {bytes.fromhex(t) for t in call(n2, "getblock", block_hash)["tx"]}
+    (loser,) = both - {winner}
+    for node in world.honest:
+        assert node.chain.find_tx(winner) is not None and node.chain.find_tx(loser) is None
+        assert len(node.mempool) == 0
+        assert call(node, "gettxout", coin[0].txid.hex(), coin[0].index) is None
+    loser_end = n1 if loser == to_bob.txid else n3
+    assert [(e["txid"], e["reason"]) for e in loser_end.of("tx_removed")] == [(loser.hex(), "conflict")]
+    invariants.check_end(world.honest, world.txs)
