@@ -634,6 +634,25 @@ class Node:
         self._publish(f"{kind}_rejected", id=hash_.hex(), reject_reason=error.code,
                       message=error.message, source=source)
 
+    def _publish_reorg(self, before) -> None:
+        """One ``reorg`` event for a tip that left its branch (an extension:
+        docs/protocol-notes.md): the blocks left, old tip first, and the
+        blocks joined, fork first, between the tip ``before`` and the tip now.
+        A reorg that failed back onto the branch it left moved no tip: none."""
+        left, joined, after = [], [], self.chain.tip
+        while before is not after:
+            if before.height >= after.height:
+                left.append(before.hash.hex())
+                before = before.parent
+            else:
+                joined.append(after.hash.hex())
+                after = after.parent
+        if left:
+            tip = self.chain.tip
+            self._publish("reorg", fork=after.hash.hex(), fork_height=after.height, disconnected=left,
+                          connected=joined[::-1], tip=tip.hash.hex(), height=tip.height,
+                          chainwork=f"{tip.chainwork:064x}")
+
     def _after_mempool_removal(self, removed: list[tuple[Tx, str]]) -> None:
         for tx, reason in removed:
             self._publish("tx_removed", txid=tx.txid.hex(), reason=reason)
@@ -695,6 +714,7 @@ class Node:
         ``requested``: False for a block a peer sent without being asked (an
         unrequested block on a branch with less work is not stored)."""
         self.blocks.received(block.hash)
+        before = self.chain.tip
         outcome = self.chain.process_block(block, requested, source)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
@@ -711,7 +731,9 @@ class Node:
             self._publish("block_connected", hash=new.hash.hex(), height=entry.height,
                           prev_hash=new.header.prev_hash.hex(), time=new.header.time,
                           miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
-                          source=source)
+                          source=source, chainwork=f"{entry.chainwork:064x}")
+        if outcome.disconnected:
+            self._publish_reorg(before)
         if outcome.connected or outcome.disconnected:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
             pooled = set(self.mempool.entries)
