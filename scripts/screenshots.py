@@ -6,15 +6,17 @@
 Starts ``toychain devnet up`` (3 nodes, a temporary directory, free ports),
 opens its dashboard in headless Chromium (1600 x 900, a projector's 16:9) and
 drives it as a teacher would: payments and an overspend from the "try it"
-panel, two demos, and a fork. For the fork, node 1 and node 3 are each asked
-to mine a block at the same moment (``generatetoaddress``, with their
-cookies): both build on the same tip, so the network holds two branches
-until the next block, and one side reorganises: the block tree draws the
-stale branch and the reorg. Then it saves:
+panel, two demos, a refusal opened to its trace, and a fork. For the fork,
+node 1 and node 3 are each asked to mine a block at the same moment
+(``generatetoaddress``, with their cookies): both build on the same tip, so
+the network holds two branches until the next block, and one side
+reorganises: the block tree draws the stale branch and the reorg. Then it
+saves:
 
 * ``dashboard-network-blocks.png``  the network and the block tree
 * ``dashboard-transactions.png``    transactions travelling, pending and confirmed
 * ``dashboard-refusals.png``        the refusal feed
+* ``dashboard-trace.png``           a refusal clicked: the node's whole check of that tx
 * ``dashboard-try-it.png``          the try-it panel after an overspend and a demo
 """
 
@@ -140,6 +142,12 @@ def main() -> None:
             expect(page.locator("#refusal-feed li").first).to_have_attribute("data-id", refused["txid"])
             page.screenshot(path=args.out / "dashboard-refusals.png")
             print("dashboard-refusals.png")
+            page.locator(f'#refusal-feed li[data-id="{refused["txid"]}"]').click()
+            expect(page.locator("#trace-dialog")).to_have_attribute("data-node", re.compile("node"), timeout=30 * MS)
+            stable_box(page, "#trace-dialog")
+            page.screenshot(path=args.out / "dashboard-trace.png")
+            print("dashboard-trace.png")
+            page.keyboard.press("Escape")
 
             page.goto(url + "#all")
             for attempt in range(5):
