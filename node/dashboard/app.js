@@ -906,11 +906,17 @@ function traceView(x, note) {
   return el("div", { class: "trace", "data-txid": x.txid },
     el("p", { class: "note trace-note", text: note }),
     el("div", { class: "mono trace-txid", text: `tx ${x.txid}` }),
-    el("table", { class: "trace-table" },
+    verdict,
+    el("div", { class: "trace-steps" }, el("table", { class: "trace-table" },
       el("thead", {}, el("tr", {}, el("th", { class: "num", text: "#" }), el("th", { text: "rule, and the function that holds it" }),
         el("th", { text: "compared" }), el("th", { text: "result" }))),
-      el("tbody", {}, ...rows)),
-    verdict);
+      el("tbody", {}, ...rows))));
+}
+
+// Bring the step where the check stopped into view (a refusal's last row).
+function showFailure(container) {
+  const failing = container.querySelector('tr[data-ok="false"]');
+  if (failing) failing.scrollIntoView({ block: "nearest" });
 }
 
 // Open the trace of refusal `r`: from the first node that refused it and still keeps its bytes.
@@ -938,6 +944,7 @@ async function openTrace(r) {
       const then = x.allowed || x.reject_reason !== r.reason ? ` When it refused it, ${name} said ${r.reason}: what changed is in the steps.` : "";
       body.replaceChildren(traceView(x, `${name}'s check of the bytes it refused, run again now against its current coins and ` +
         `mempool (a block or a payment since the refusal can change the answer).${then}`));
+      showFailure(body);
       return;
     } catch (error) {
       problems.push(`${name}: ${error.message}`);
