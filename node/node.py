@@ -47,7 +47,6 @@ import json
 import logging
 import random
 import time as _time
-from collections import deque
 
 from chain.address import encode_address
 from chain.block import Block
@@ -64,11 +63,11 @@ from .mempool import Mempool
 from .messages import Misbehaviour
 from .orphans import TxOrphanage
 from .peers import KNOWN_LIMIT, MAX_GETDATA_ITEMS, MAX_SEND_BYTES, SEND_BUDGET, Peer
+from .rejects import MAX_RECENT_REJECTS, MAX_REJECTED_TX_BYTES, RecentRejects
 from .txrequest import MAX_REJECTED_TXIDS, RejectFilter, TxRequestTracker
 
 log = logging.getLogger("toychain")
 
-MAX_RECENT_REJECTS = 100  # getrecentrejects shows the last 100 refusals: enough to see an attack
 MAX_OUTBOUND = 8  # outbound peers of our own choosing (Core's 8 full-relay connections)
 # Inbound connections at once. Each may hold a send budget (peers.py) of about
 # 5 MB, so 64 bound what strangers can make us hold to about 320 MB; a devnet
@@ -105,7 +104,7 @@ class Node:
         self.tx_requests = TxRequestTracker(self.rng)
         self.blocks = BlockDownload(chain)
         self.orphans = TxOrphanage()
-        self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
+        self.recent_rejects = RecentRejects()  # with the refused txs' bytes, for explaintransaction
         self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
         self.on_actions = None  # set by the shell: called when the outbox stops being empty
         self.flush_soon = None  # set by a shell that batches announcements: call flush() soon
@@ -244,6 +243,7 @@ class Node:
         per-peer containers, the largest over all peers. The simulator checks
         them as it runs; the tests push each past its bound."""
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
+                ("recent rejects: tx bytes kept", self.recent_rejects.bytes, MAX_REJECTED_TX_BYTES),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
                 ("bans", len(self.banlist.bans), MAX_BANS)]
         rows += self.blocks.limits() + self.tx_requests.limits() + self.orphans.limits()
@@ -614,7 +614,7 @@ class Node:
             fee, evicted = self.mempool.accept(tx)
         except RuleError as error:
             if not (relay_skip is not None and error.fault.tx & ORPHAN):
-                self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
+                self._record_reject("tx", tx.txid, error, source, tx.raw)  # a peer's orphan is kept, not refused
             raise
         self.tx_requests.forget(tx.txid)
         log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
@@ -625,13 +625,33 @@ class Node:
         self._retry_orphans(tx.txid)
         return fee
 
-    def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str) -> None:
+    def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str,
+                       raw: bytes | None = None) -> None:
         log.info("rejected %s %s from %s: %s", kind, hash_.hex(), source, error)
-        self.recent_rejects.appendleft({
+        self.recent_rejects.add({
             "time": int(self.clock()), "kind": kind, "id": hash_.hex(),
-            "reject_reason": error.code, "message": error.message, "source": source})
+            "reject_reason": error.code, "message": error.message, "source": source}, raw)
         self._publish(f"{kind}_rejected", id=hash_.hex(), reject_reason=error.code,
                       message=error.message, source=source)
+
+    def _publish_reorg(self, before) -> None:
+        """One ``reorg`` event for a tip that left its branch (an extension:
+        docs/protocol-notes.md): the blocks left, old tip first, and the
+        blocks joined, fork first, between the tip ``before`` and the tip now.
+        A reorg that failed back onto the branch it left moved no tip: none."""
+        left, joined, after = [], [], self.chain.tip
+        while before is not after:
+            if before.height >= after.height:
+                left.append(before.hash.hex())
+                before = before.parent
+            else:
+                joined.append(after.hash.hex())
+                after = after.parent
+        if left:
+            tip = self.chain.tip
+            self._publish("reorg", fork=after.hash.hex(), fork_height=after.height, disconnected=left,
+                          connected=joined[::-1], tip=tip.hash.hex(), height=tip.height,
+                          chainwork=f"{tip.chainwork:064x}")
 
     def _after_mempool_removal(self, removed: list[tuple[Tx, str]]) -> None:
         for tx, reason in removed:
@@ -694,6 +714,7 @@ class Node:
         ``requested``: False for a block a peer sent without being asked (an
         unrequested block on a branch with less work is not stored)."""
         self.blocks.received(block.hash)
+        before = self.chain.tip
         outcome = self.chain.process_block(block, requested, source)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
@@ -710,7 +731,9 @@ class Node:
             self._publish("block_connected", hash=new.hash.hex(), height=entry.height,
                           prev_hash=new.header.prev_hash.hex(), time=new.header.time,
                           miner=_miner_address(new), txids=[tx.txid.hex() for tx in new.txs],
-                          source=source)
+                          source=source, chainwork=f"{entry.chainwork:064x}")
+        if outcome.disconnected:
+            self._publish_reorg(before)
         if outcome.connected or outcome.disconnected:
             self.rejected_txids.clear()  # what was invalid may be valid on the new tip
             pooled = set(self.mempool.entries)

@@ -484,7 +484,9 @@ def gettxoutsetinfo(node: Node) -> dict:
 
 
 def getrecentrejects(node: Node) -> list:
-    return list(node.recent_rejects)
+    """Newest first; a refused tx whose bytes the node still keeps has them as
+    ``hex`` (node/rejects.py), so that it can be explained."""
+    return node.recent_rejects.entries()
 
 
 def getpeerinfo(node: Node) -> list:

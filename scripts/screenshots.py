@@ -6,15 +6,17 @@
 Starts ``toychain devnet up`` (3 nodes, a temporary directory, free ports),
 opens its dashboard in headless Chromium (1600 x 900, a projector's 16:9) and
 drives it as a teacher would: payments and an overspend from the "try it"
-panel, two demos, and a fork. For the fork, node 1 and node 3 are each asked
-to mine a block at the same moment (``generatetoaddress``, with their
-cookies): both build on the same tip, so the network holds two branches
-until the next block, and one side reorganises: the block tree draws the
-stale branch and the reorg. Then it saves:
+panel, two demos, a refusal opened to its trace, and a fork. For the fork,
+node 3 is cut from the others (``disconnectnode``, with the cookies), node 1
+and node 3 each mine a block on their own side (``generatetoaddress``), and
+node 3 joins again (``addnode``): the network holds two branches until the
+next block at the latest, and one side reorganises: the block tree draws
+the stale branch and the reorg. Then it saves:
 
 * ``dashboard-network-blocks.png``  the network and the block tree
 * ``dashboard-transactions.png``    transactions travelling, pending and confirmed
 * ``dashboard-refusals.png``        the refusal feed
+* ``dashboard-trace.png``           a refusal clicked: the node's whole check of that tx
 * ``dashboard-try-it.png``          the try-it panel after an overspend and a demo
 """
 
@@ -26,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -68,24 +69,23 @@ def stable_box(page, selector: str) -> dict:
     return boxes[-1]
 
 
-def fork(directory: Path, urls: list[str]) -> bool:
-    """node 1 and node 3 each mine a block at once; True if both built on the same tip."""
-    tokens = [(directory / f"node{i}" / ".cookie").read_text().strip() for i in (1, 3)]
-    found = {}
-
-    def mine(url: str, token: str, account: str) -> None:
-        with contextlib.suppress(RpcClientError):
-            found[url] = rpc_call(url, "generatetoaddress", [1, demo_address(account)], token, timeout=120)[0]
-    threads = [threading.Thread(target=mine, args=(url, token, account))
-               for url, token, account in ((urls[0], tokens[0], "dave"), (urls[2], tokens[1], "erin"))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if len(found) != 2:
-        return False
-    heights = {rpc_call(url, "getblockheader", [block])["height"] for url, block in found.items()}
-    return len(heights) == 1
+def fork(directory: Path, urls: list[str]) -> None:
+    """Split node 3 from the others, have node 1 and node 3 each mine a block
+    on its own side, then join them again: two branches from one tip, and
+    (at the latest with the next block) a reorg on one side."""
+    tokens = [(directory / f"node{i}" / ".cookie").read_text().strip() for i in (1, 2, 3)]
+    listen = [rpc_call(url, "getnetworkinfo")["listen"] for url in urls]
+    for peer in rpc_call(urls[2], "getpeerinfo"):
+        with contextlib.suppress(RpcClientError):  # gone meanwhile
+            rpc_call(urls[2], "disconnectnode", [peer["addr"]], tokens[2])
+    for url, token in zip(urls[:2], tokens[:2]):
+        with contextlib.suppress(RpcClientError):  # the link was already cut from the other end
+            rpc_call(url, "disconnectnode", [listen[2]], token)
+    wait_until(lambda: not rpc_call(urls[2], "getpeerinfo"), 30, "node 3 alone")
+    for url, token, account in ((urls[0], tokens[0], "dave"), (urls[2], tokens[2], "erin")):
+        rpc_call(url, "generatetoaddress", [1, demo_address(account)], token, timeout=120)
+    for addr in listen[:2]:
+        rpc_call(urls[2], "addnode", [addr, "onetry"], tokens[2])
 
 
 def main() -> None:
@@ -140,13 +140,21 @@ def main() -> None:
             expect(page.locator("#refusal-feed li").first).to_have_attribute("data-id", refused["txid"])
             page.screenshot(path=args.out / "dashboard-refusals.png")
             print("dashboard-refusals.png")
+            page.locator(f'#refusal-feed li[data-id="{refused["txid"]}"]').click()
+            expect(page.locator("#trace-dialog")).to_have_attribute("data-node", re.compile("node"), timeout=30 * MS)
+            stable_box(page, "#trace-dialog")
+            page.screenshot(path=args.out / "dashboard-trace.png")
+            print("dashboard-trace.png")
+            page.keyboard.press("Escape")
 
             page.goto(url + "#all")
-            for attempt in range(5):
-                if fork(tmp / "devnet", urls):
+            for attempt in range(5):  # on a loaded machine the page may miss a short-lived branch
+                fork(tmp / "devnet", urls)
+                try:
+                    expect(page.locator("#block-tree .block.stale")).not_to_have_count(0, timeout=30 * MS)
                     break
-                print(f"fork attempt {attempt + 1}: the two blocks were not siblings; again")
-            expect(page.locator("#block-tree .block.stale")).not_to_have_count(0, timeout=60 * MS)
+                except AssertionError:
+                    print(f"fork {attempt + 1}: no stale branch drawn; again")
             expect(page.locator("#reorgs li")).not_to_have_count(0, timeout=60 * MS)
             # a node busy mining in generatetoaddress answers nothing for a while: wait until all answer
             expect(page.locator("#summary")).to_contain_text("3 of 3 nodes up", timeout=30 * MS)

@@ -4,7 +4,8 @@
 The page shows every node; a payment sent from its "try it" panel shows up
 at every node, then confirmed; an overspend sent from the panel is refused by
 the node (``bad-txns-in-belowout``, with its numbers), appears in the refusal
-feed, and changes no balance; a demo button streams that demo's narration;
+feed, and changes no balance; the panel shows the node's trace of what it
+sent, and a refusal clicked in the feed opens the refusing node's trace; a demo button streams that demo's narration;
 a node that stops is shown as down (last: it stops the devnet). A node's own
 ``/`` shows that node; nodes answer CORS only to the dashboard's origin (which
 ``devnet up`` gives them with ``--allow-origin``), refuse every other page, and
@@ -161,6 +162,14 @@ def test_a_send_from_the_panel_reaches_every_node_then_confirms(devnet, page):
     expect(result).to_have_attribute("data-ok", "true")
     expect(result).to_have_attribute("data-txid", txid)
     expect(result).to_contain_text("node1 accepted alice → bob 1.50000000 TOY")
+    # the trace of what it sent: the node's whole check, run just before sending
+    assert answer["explain"]["txid"] == txid and answer["explain"]["allowed"] is True
+    trace = page.locator("#send-trace .trace")
+    expect(trace).to_have_attribute("data-txid", txid)
+    expect(trace.locator("tbody tr")).to_have_count(len(answer["explain"]["steps"]))
+    expect(trace.locator('tbody tr[data-ok="false"]')).to_have_count(0)
+    expect(trace.locator(".verdict")).to_have_attribute("data-allowed", "true")
+    expect(trace.locator(".verdict")).to_have_text(f"allowed, fee 0.{answer['explain']['fee']:08d} TOY")
 
     page.goto(devnet.url + "#txs")  # the same page, another view: the row is built from the nodes
     row = page.locator(f'#tx-table tr[data-txid="{txid}"]')
@@ -283,6 +292,77 @@ def test_a_demo_button_streams_its_narration(devnet, page):
     expect(newest).to_have_attribute("data-reason", "bad-txns-in-belowout")
     expect(newest.locator(".refusal-where")).to_contain_text(
         "refused by node1, node2, node3, from an RPC client")
+
+
+HOSTILE = "<img src=x onerror=\"document.body.dataset.pwned=1\">"
+
+
+def test_a_refusal_opens_the_nodes_whole_check(devnet, page):
+    """The try-it panel shows the trace of the overspend it sent; clicking its
+    refusal in the feed opens the refusing node's trace of the bytes it kept:
+    every step, the failing one with its code and values, the verdict, and
+    that it was run again against the node's current coins. Whatever the
+    values (a hostile peer chooses the tx), they are shown as text."""
+    page.goto(devnet.url + "#try")
+    expect(page.locator("#summary")).to_contain_text("3 of 3 nodes up", timeout=20 * SECONDS)
+    answer = send_from_panel(page, "alice", "carol", "1000000")
+    assert answer["ok"] is False and answer["reject_reason"] == "bad-txns-in-belowout", answer
+    explained = answer["explain"]
+    assert explained["txid"] == answer["txid"] and explained["reject_reason"] == "bad-txns-in-belowout"
+    sent = page.locator("#send-trace .trace")
+    expect(sent).to_have_attribute("data-txid", answer["txid"])
+    expect(sent.locator("tbody tr")).to_have_count(len(explained["steps"]))
+    failing = sent.locator('tbody tr[data-ok="false"]')
+    expect(failing).to_have_count(1)
+    expect(failing).to_have_attribute("data-reason", "bad-txns-in-belowout")
+    expect(failing).to_contain_text("inputs >= outputs: the overspend rule")
+    expect(failing).to_contain_text("chain.tx_rules.check_tx_inputs")
+    expect(failing).to_contain_text("total_out: 1000000.00000000 TOY")
+    expect(sent.locator(".verdict")).to_have_attribute("data-allowed", "false")
+    expect(sent.locator(".verdict code")).to_have_text("bad-txns-in-belowout")
+
+    # The feed: the refusal opens the node's trace. Its explaintransaction answer
+    # is given a hostile value on the way, which must stay text.
+    def hostile(route):
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        response = route.fetch()
+        replies = response.json()
+        calls = json.loads(route.request.post_data)
+        for call, reply in zip(calls, replies):
+            if call["method"] == "explaintransaction" and "result" in reply:
+                reply["result"]["steps"][0]["values"]["note"] = HOSTILE
+        route.fulfill(response=response, json=replies)
+    page.route(f"{devnet.node_urls[0]}/rpc", hostile)
+    page.goto(devnet.url + "#refusals")
+    refusal = page.locator(f'#refusal-feed li[data-id="{answer["txid"]}"]')
+    expect(refusal).to_have_attribute("data-kind", "tx", timeout=20 * SECONDS)
+    refusal.click()
+    dialog = page.locator("#trace-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("data-node", "node1", timeout=20 * SECONDS)
+    expect(dialog).to_have_attribute("data-txid", answer["txid"])
+    rows = dialog.locator("tbody tr")
+    now = rpc_call(devnet.node_urls[0], "explaintransaction",
+                   [next(r["hex"] for r in rpc_call(devnet.node_urls[0], "getrecentrejects")
+                         if r["id"] == answer["txid"])])
+    expect(rows).to_have_count(len(now["steps"]))
+    for i, step in enumerate(now["steps"]):
+        expect(rows.nth(i).locator(".rule")).to_have_text(step["rule"])
+        expect(rows.nth(i).locator(".function")).to_have_text(step["function"])
+        expect(rows.nth(i)).to_have_attribute("data-ok", "true" if step["ok"] else "false")
+    last = rows.last
+    expect(last).to_have_attribute("data-reason", "bad-txns-in-belowout")
+    expect(last.locator(".step-code")).to_have_text("bad-txns-in-belowout")
+    expect(last).to_contain_text("total_out: 1000000.00000000 TOY")
+    expect(dialog.locator(".verdict code")).to_have_text("bad-txns-in-belowout")
+    expect(dialog.locator(".trace-note")).to_contain_text("against its current coins")
+    expect(rows.first).to_contain_text(HOSTILE)  # shown as text, never markup
+    expect(dialog.locator("img")).to_have_count(0)
+    assert page.evaluate("document.body.dataset.pwned") is None
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
 
 
 def test_a_stopped_node_is_shown_down(devnet, page):

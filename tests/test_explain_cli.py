@@ -2,14 +2,19 @@
 real processes against a real regtest node process (the fixtures of
 test_wallet.py): the table for people (whole addresses and txids in a
 narrow captured output), ``--json``, a txid looked up in the chain, a
-refused txid (the node keeps no copy: the command says so, with the node's
-reason), an unknown txid, bad hex, and the wallet's trace of a payment and
+refused txid (explained from the bytes the node keeps of its last refusals;
+once they are gone the command says so, with the node's reason), an unknown txid, bad hex, and the wallet's trace of a payment and
 of a deliberate overspend, before it is sent.
 """
 
 import json
 
+import pytest
+
 from chain.amounts import format_toy
+from client.rpc import RpcClientError
+from node.rejects import MAX_REJECTED_TX_BYTES
+from sim.funding import big_orphan
 
 from .test_wallet import BOB, error_line, node, alice_wallet, ok_json, run, wait_confirmed, wallet  # noqa: F401
 
@@ -67,10 +72,16 @@ def test_an_overspend_is_explained_then_refused_by_the_node(node, alice_wallet):
     assert f"total_out: {format_toy(100_000 * 10 ** 8)}" in people.stdout
     assert "refused: bad-txns-in-belowout: inputs " in people.stdout
 
-    # its txid: the node refused it and kept no copy, and says so
+    # its txid: the node keeps the bytes of what it refused lately, so the same check is shown
+    again = ok_json(explain(node, trace["txid"], "--json"))
+    assert again == trace
+    # once newer refusals have pushed its bytes out (node/rejects.py), the command says so
+    for n in range(MAX_REJECTED_TX_BYTES // big_orphan(0).size + 1):
+        with pytest.raises(RpcClientError):
+            node.call("sendrawtransaction", big_orphan(n).raw.hex())
     refused = error_line(explain(node, trace["txid"]))
     assert refused.startswith(f"Error: the node refused tx {trace['txid']} (bad-txns-in-belowout: inputs ")
-    assert "keeps no copy of what it refuses: give the transaction's hex" in refused
+    assert "no longer keeps its bytes (only the last refused ones): give the transaction's hex" in refused
 
 
 def test_explain_by_hex_and_every_bad_input(node):

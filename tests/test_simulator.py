@@ -9,7 +9,6 @@ condition holds, and the same seed gives the same run every time.
 import os
 import subprocess
 import sys
-from collections import deque
 from pathlib import Path
 
 import pytest
@@ -269,7 +268,7 @@ def test_orphan_with_two_missing_parents_waits_for_both():
     world.sim.run_for(0.5)
     assert child.txid in v.node.orphans and child.txid not in v.mempool
     assert world.sim.run_for(3, lambda: child.txid in v.mempool), "the orphan was lost"
-    assert len(v.node.orphans) == 0 and v.node.recent_rejects == deque()
+    assert len(v.node.orphans) == 0 and len(v.node.recent_rejects) == 0
 
 
 def test_orphan_pool_is_bounded_in_bytes_and_cleaned_when_the_peer_leaves():

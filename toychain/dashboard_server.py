@@ -7,7 +7,9 @@ and adds two things a node never does:
 
 * ``POST /api/send {from, to, amount[, node]}`` signs a payment with a
   *demo* account's well-known key (server side, never in the browser) and
-  submits it with ``sendrawtransaction``. An amount above the balance is
+  submits it with ``sendrawtransaction``, with the node's trace of it
+  (``explaintransaction``, run just before sending, as ``toychain wallet
+  send --explain`` does) in the answer. An amount above the balance is
   sent anyway (``wallet.builder.build_overspend``): the tx spends the
   sender's coins (its 1,000 largest at most) and pays the whole amount, so
   the class sees a node refuse it with ``bad-txns-in-belowout`` and its
@@ -82,7 +84,7 @@ def build_send(url: str, sender: str, to_owner: bytes, amount: int) -> tuple[Tx,
 
 
 def send(nodes: list[dict], request: dict) -> dict:
-    """Handle ``/api/send``: build, sign and submit; return the node's answer."""
+    """Handle ``/api/send``: build, sign, explain and submit; return the node's answer."""
     if not isinstance(request, dict):
         raise SendError("send a JSON object {from, to, amount}")
     sender = str(request.get("from", "")).strip().lower()
@@ -106,6 +108,7 @@ def send(nodes: list[dict], request: dict) -> dict:
     try:  # the node unreachable, or its refusal: either way the page shows its sentence
         tx, overspend = build_send(url, sender, to_owner, amount)
         answer.update(txid=tx.txid.hex(), overspend=overspend, inputs=len(tx.inputs))
+        answer["explain"] = rpc_call(url, "explaintransaction", [tx.raw.hex()])  # before: after, it is known
         rpc_call(url, "sendrawtransaction", [tx.raw.hex()])
     except RpcClientError as error:
         return {**answer, "ok": False, "message": str(error), "reject_reason": error.reject_reason}

@@ -5,10 +5,11 @@ A TXID (64 hex digits: no transaction is 32 bytes long) is looked up with
 ``getrawtransaction``, in the node's mempool or chain, and the bytes found
 are explained; the check then stops at "not already in the mempool" or "not
 already confirmed", which is the truth about resending it. A transaction the
-node refused is not kept anywhere (a node stores no refused bytes), so for a
-txid that ``getrecentrejects`` lists the command says so, with the node's
-reason, and asks for the hex (``toychain wallet send --explain`` shows the
-trace of what it signs before sending it).
+node refused recently is found in ``getrecentrejects``, whose entries carry
+the refused bytes while the node still keeps them (``hex``: node/rejects.py
+keeps the last megabyte); once they are gone the command says so, with the
+node's reason, and asks for the hex (``toychain wallet send --explain`` shows
+the trace of what it signs before sending it).
 
 The exit status is 0 when the node explained the transaction, allowed or
 not; 1 when it could not (node down, bad hex, unknown txid).
@@ -29,7 +30,8 @@ TXID_DIGITS = 64
 
 
 def _hex_of(url: str, txid: str) -> str:
-    """The bytes of ``txid`` from the node's mempool or chain; a clear error otherwise."""
+    """The bytes of ``txid`` from the node's mempool or chain, or its recent
+    refusals; a clear error otherwise."""
     try:
         return rpc_call(url, "getrawtransaction", [txid])["hex"]
     except RpcClientError as error:
@@ -40,10 +42,12 @@ def _hex_of(url: str, txid: str) -> str:
     if refused is None:
         raise click.ClickException(f"no transaction {txid} in the node's mempool or chain, nor "
                                    f"among its recent refusals; give its hex instead")
+    if "hex" in refused:
+        return refused["hex"]
     raise click.ClickException(
-        f"the node refused tx {txid} ({refused['reject_reason']}: {refused['message']}) and, like "
-        f"every node, keeps no copy of what it refuses: give the transaction's hex to see every "
-        f"check (toychain wallet send --explain shows it before sending)")
+        f"the node refused tx {txid} ({refused['reject_reason']}: {refused['message']}) and no "
+        f"longer keeps its bytes (only the last refused ones): give the transaction's hex to see "
+        f"every check (toychain wallet send --explain shows it before sending)")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

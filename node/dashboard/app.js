@@ -10,9 +10,17 @@
    - A node whose event socket closes, or whose RPC does not answer, is down;
      the page keeps trying to reconnect.
    - Blocks from all nodes go into one tree (hash -> block). The active chain
-     is the best tip's ancestry; any other block is a stale branch. Which
-     nodes have a transaction is derived, not tracked: in a node's mempool, or
-     in a block of that node's chain (then with its confirmations).
+     is the best tip's ancestry, and the best tip is the one with the most
+     chain work, as a node chooses (never the tallest: on devnet, which
+     retargets, a taller branch can hold less work); any other block is a
+     stale branch. A reorg is the node's own "reorg" event, naming the blocks
+     it left and joined. Which nodes have a transaction is derived, not
+     tracked: in a node's mempool, or in a block of that node's chain (then
+     with its confirmations).
+   - A refused transaction opens its trace: the node's explaintransaction of
+     the bytes it kept of it (getrecentrejects lists them as "hex"), every
+     check with the values compared, computed now against that node's current
+     coins. The try-it panel shows the trace of what it sent.
    - Balances are sums of coins from listunspent (minconf 0: pending included,
      coins spent by pending txs left out), so they can never be negative. A node
      answers at most 1,000 coins per call: the page asks page after page.
@@ -39,10 +47,11 @@ const UNIT = 100000000;
 const S = {
   config: null,
   nodes: [],               // {name, url, up, wsOpen, height, tip, mempool: Set, peers, listen, ...}
-  blocks: new Map(),       // hash -> {hash, height, prev, time, miner, txids, seenAt}
+  blocks: new Map(),       // hash -> {hash, height, prev, time, miner, txids, chainwork, seenAt}
   txs: new Map(),          // txid -> {txid, first, fee, size, arrivals: Map, blocks: Set, dropped: Map, info}
   refusals: [],            // newest first
-  reorgs: [],              // newest first
+  reorgs: [],              // newest first: {time, node, fork, dropped: [hash], now: [hash]}
+  trace: null,             // the refusal whose trace is open: {key, ...}
   accounts: [],            // {name, address, demo}
   names: new Map(),        // address -> demo account name
   coins: null,             // address -> [coin rows], from the balance node
@@ -245,7 +254,7 @@ async function loadChain(node, hash) {
   fetched.forEach((b, i) => {
     const coinbase = value(decoded[i]);
     addBlock({ hash: b.hash, height: b.height, prev: b.prev_hash, time: b.time, txids: b.tx,
-               miner: coinbase.vout.length ? coinbase.vout[0].address : null }, false);
+               chainwork: b.chainwork, miner: coinbase.vout.length ? coinbase.vout[0].address : null }, false);
   });
 }
 
@@ -253,28 +262,16 @@ function onEvent(node, e) {
   switch (e.event) {
     case "block_connected": {
       addBlock({ hash: e.hash, height: e.height, prev: e.prev_hash, time: e.time, miner: e.miner,
-                 txids: e.txids }, true);
+                 txids: e.txids, chainwork: e.chainwork }, true);
       node.tip = e.hash;
       node.height = e.height;
       for (const txid of e.txids) node.mempool.delete(txid);
-      // The new branch's blocks come right after the disconnections: up to one above the old tip.
-      const reorg = S.reorgs[0];
-      if (reorg && reorg.node === node.name && e.time - reorg.time <= 1 && e.height <= reorg.top + 1) {
-        reorg.now.push(e.hash);
-      }
       if (e.height > 0 && !S.blocks.has(e.prev_hash)) loadChain(node, e.prev_hash).then(changed, () => {});
       scheduleBalances();
       break;
     }
     case "block_disconnected": {
       const block = S.blocks.get(e.hash);
-      const last = S.reorgs[0];
-      if (last && last.node === node.name && !last.now.length && e.time - last.time <= 1) {
-        last.dropped.push(e.hash);
-      } else {
-        S.reorgs.unshift({ time: e.time, node: node.name, dropped: [e.hash], now: [], top: block ? block.height : Infinity });
-        S.reorgs.length = Math.min(S.reorgs.length, 5);
-      }
       if (block) {
         node.tip = block.prev;
         node.height = block.height - 1;
@@ -283,6 +280,10 @@ function onEvent(node, e) {
       scheduleBalances();
       break;
     }
+    case "reorg":  // the node's own account: the blocks it left (old tip first) and joined (fork first)
+      S.reorgs.unshift({ time: e.time, node: node.name, fork: e.fork, dropped: e.disconnected, now: e.connected });
+      S.reorgs.length = Math.min(S.reorgs.length, 5);
+      break;
     case "tx_accepted": {
       const tx = noteTx(e.txid);
       tx.fee = e.fee;
@@ -412,15 +413,20 @@ function chainOf(tip) {
   return chain;
 }
 
-// The tip of the most nodes among the highest ones (the up nodes', else any).
+// Which of two blocks has more chain work (64 hex digits each, so text order is number order): > 0 if a.
+function moreWork(a, b) {
+  const [x, y] = [a.chainwork || "", b.chainwork || ""];
+  return x > y ? 1 : x < y ? -1 : 0;
+}
+
+// The best tip as a node chooses it: the most chain work, never the most height; between
+// equal work, the tip of the most nodes, then the first seen. Among the up nodes' tips, else any block.
 function bestTip() {
-  const tips = S.nodes.filter((n) => n.up && S.blocks.has(n.tip)).map((n) => n.tip);
-  if (!tips.length) {
-    const top = [...S.blocks.values()].sort((a, b) => b.height - a.height || a.seenAt - b.seenAt)[0];
-    return top ? top.hash : null;
-  }
-  const count = (h) => tips.filter((t) => t === h).length;
-  return tips.sort((a, b) => S.blocks.get(b).height - S.blocks.get(a).height || count(b) - count(a))[0];
+  const tips = S.nodes.filter((n) => n.up && S.blocks.has(n.tip)).map((n) => S.blocks.get(n.tip));
+  const count = (b) => tips.filter((t) => t === b).length;
+  const candidates = tips.length ? tips : [...S.blocks.values()];
+  const best = candidates.sort((a, b) => moreWork(b, a) || count(b) - count(a) || a.seenAt - b.seenAt)[0];
+  return best ? best.hash : null;
 }
 
 // -- balances ----------------------------------------------------------------------------------
@@ -688,11 +694,13 @@ function renderBlocks() {
     const isNew = b.seenAt && now - b.seenAt < NEW_MS;
     const ntx = b.txids.length - 1;
     boxes.push(sv("g", { class: `block ${stale ? "stale" : "active"}${isNew ? " new" : ""}`,
-                         "data-hash": b.hash, "data-height": b.height },
-      sv("title", { text: `block ${b.hash}\nheight ${b.height}\nmined by ${who(b.miner)}\n${b.txids.length} txs (with the coinbase)` }),
+                         "data-hash": b.hash, "data-height": b.height, "data-best": b.hash === best ? "true" : null },
+      sv("title", { text: `block ${b.hash}\nheight ${b.height}\nmined by ${who(b.miner)}\n${b.txids.length} txs (with the coinbase)` +
+                          (b.chainwork ? `\nchain work ${BigInt("0x" + b.chainwork)} hashes expected` : "") }),
       sv("rect", { x, y, width: BW, height: BH, rx: 10 }),
       sv("text", { x: x + 10, y: y + 28, class: "height", text: `#${b.height}` }),
-      stale ? sv("text", { x: x + BW - 8, y: y + 26, "text-anchor": "end", class: "status", text: "stale" }) : null,
+      stale ? sv("text", { x: x + BW - 8, y: y + 26, "text-anchor": "end", class: "status", text: "stale" })
+        : b.hash === best ? sv("text", { x: x + BW - 8, y: y + 26, "text-anchor": "end", class: "status", text: "best" }) : null,
       sv("text", { x: x + 10, y: y + 50, class: "hash mono", text: b.hash.slice(0, 10) }),
       sv("text", { x: x + 10, y: y + 76, class: "miner", text: who(b.miner) }),
       sv("text", { x: x + 10, y: y + 100, class: "ntx", text: `${ntx} tx${ntx === 1 ? "" : "s"}` })));
@@ -712,12 +720,15 @@ function renderBlocks() {
   svg.replaceChildren(...links, ...boxes, ...tags);
 
   document.getElementById("reorgs").replaceChildren(...S.reorgs.slice(0, 3).map((r) => {
-    const describe = (hashes) => hashes.map((h) => S.blocks.get(h)).filter(Boolean)
-      .map((b) => `#${b.height} ${short(b.hash, 10)} (${who(b.miner)})`).join(" → ");
-    return el("li", { "data-node": r.node },
+    const describe = (hashes) => hashes.map((h) => {
+      const b = S.blocks.get(h);
+      return b ? `#${b.height} ${short(b.hash, 10)} (${who(b.miner)})` : short(h, 10);
+    }).join(" → ");
+    const blocks = (n) => `${n} block${n === 1 ? "" : "s"}`;
+    return el("li", { "data-node": r.node, "data-fork": r.fork },
       el("b", { text: `${clock(r.time)} reorg at ${r.node}: ` }),
-      `dropped ${describe([...r.dropped].reverse()) || r.dropped.length + " block(s)"}` +
-      (r.now.length ? `; took the branch with more work: ${describe(r.now)}.` : "."));
+      `left ${blocks(r.dropped.length)}: ${describe([...r.dropped].reverse())}; ` +
+      `joined the branch with more work, ${blocks(r.now.length)}: ${describe(r.now)}.`);
   }));
 }
 
@@ -790,12 +801,19 @@ function renderRefusals() {
     const order = (name) => S.nodes.findIndex((n) => n.name === name);
     for (const [node, source] of [...r.where].sort((a, b) => order(a[0]) - order(b[0]))) bySource.set(describeSource(source), [...(bySource.get(describeSource(source)) || []), node]);
     const where = [...bySource].map(([source, nodes]) => `${nodes.join(", ")}, ${source}`);
-    return el("li", { class: r.seenAt && now - r.seenAt < NEW_MS ? "new" : null, "data-reason": r.reason, "data-id": r.id },
+    const open = () => openTrace(r);
+    const explainable = r.kind === "tx";  // a block has no trace: explaintransaction checks a tx
+    return el("li", { class: [r.seenAt && now - r.seenAt < NEW_MS ? "new" : "", explainable ? "explainable" : ""].join(" ").trim() || null,
+                      "data-reason": r.reason, "data-id": r.id, "data-kind": r.kind,
+                      ...(explainable ? { tabindex: 0, role: "button", "aria-haspopup": "dialog",
+                                          title: "show the node's whole check of this transaction", onclick: open,
+                                          onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } } } : {}) },
       el("div", { class: "refusal-head" },
         el("span", { class: "refusal-time", text: clock(r.time) }),
         el("span", { class: "refusal-kind", text: r.kind }),
         el("span", { class: "refusal-code", text: r.reason }),
-        r.count > 1 ? el("span", { text: `×${r.count}` }) : null),
+        r.count > 1 ? el("span", { text: `×${r.count}` }) : null,
+        explainable ? el("span", { class: "refusal-open", text: "▸ the whole check" }) : null),
       el("div", { class: "refusal-message", text: message }),
       el("div", { class: "refusal-where" },
         `refused by ${where.join("; ")} · ${r.kind} `, el("span", { class: "mono", title: r.id, text: short(r.id, 12) })));
@@ -848,6 +866,99 @@ function renderBalances() {
     }
   }
   document.getElementById("balance-table").replaceChildren(el("tbody", {}, ...rows));
+}
+
+// -- traces: a node's whole check of a transaction (explaintransaction) ---------------------------
+
+// The value names that hold amounts in units (PROTOCOL.md section 8: explaintransaction).
+const AMOUNTS = new Set(["amount", "running_sum", "max_money", "total_in", "total_out", "fee", "min_fee"]);
+
+function traceValue(name, v) {
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (AMOUNTS.has(name) && Number.isSafeInteger(v)) return `${toy(v)} TOY`;
+  return String(v);
+}
+
+function traceValues(values) {
+  const names = Object.keys(values);
+  if (names.length === 1 && names[0] === "unlisted") {
+    return el("div", { class: "unlisted", text: `… and ${values.unlisted} more like the ones above, not listed` });
+  }
+  return el("div", { class: "values" }, ...names.map((name) =>
+    el("div", { class: "value" }, el("span", { class: "value-name", text: `${name}: ` }),
+      el("span", { class: "mono", text: traceValue(name, values[name]) }))));
+}
+
+// An explaintransaction answer as a table, the verdict under it; `note` says whose check, and when.
+function traceView(x, note) {
+  const sentence = x.message && x.message.startsWith(x.reject_reason + ": ") ? x.message.slice(x.reject_reason.length + 2) : x.message;
+  const verdict = x.allowed
+    ? el("p", { class: "verdict allowed", "data-allowed": "true" }, el("b", { text: "allowed" }), `, fee ${toy(x.fee)} TOY`)
+    : el("p", { class: "verdict refused", "data-allowed": "false" }, el("b", { text: "refused: " }),
+      el("code", { class: "verdict-code", text: x.reject_reason }), `: ${sentence}`);
+  const rows = x.steps.map((step, i) => el("tr", { class: step.ok ? "pass" : "fail", "data-ok": String(step.ok),
+                                                   "data-reason": step.reject_reason || null },
+    el("td", { class: "num", text: String(i + 1) }),
+    el("td", {}, el("div", { class: "rule", text: step.rule }), el("div", { class: "function mono", text: step.function })),
+    el("td", {}, traceValues(step.values)),
+    el("td", { class: "result" }, step.ok ? "pass" : el("b", { text: "FAIL " }),
+      step.ok ? null : el("code", { class: "step-code", text: step.reject_reason }))));
+  return el("div", { class: "trace", "data-txid": x.txid },
+    el("p", { class: "note trace-note", text: note }),
+    el("div", { class: "mono trace-txid", text: `tx ${x.txid}` }),
+    verdict,
+    el("div", { class: "trace-steps" }, el("table", { class: "trace-table" },
+      el("thead", {}, el("tr", {}, el("th", { class: "num", text: "#" }), el("th", { text: "rule, and the function that holds it" }),
+        el("th", { text: "compared" }), el("th", { text: "result" }))),
+      el("tbody", {}, ...rows))));
+}
+
+// Bring the step where the check stopped into view (a refusal's last row).
+function showFailure(container) {
+  const failing = container.querySelector('tr[data-ok="false"]');
+  if (failing) failing.scrollIntoView({ block: "nearest" });
+}
+
+// Open the trace of refusal `r`: from the first node that refused it and still keeps its bytes.
+async function openTrace(r) {
+  const dialog = document.getElementById("trace-dialog");
+  const body = document.getElementById("trace-body");
+  S.trace = r.key;
+  dialog.dataset.txid = r.id;
+  delete dialog.dataset.node;
+  document.getElementById("trace-title").textContent = `Why the network refused tx ${short(r.id, 16)}`;
+  body.replaceChildren(el("p", { class: "note", text: "Asking the node…" }));
+  if (!dialog.open) dialog.showModal();
+  const problems = [];
+  for (const name of r.where.keys()) {
+    const node = S.nodes.find((n) => n.name === name);
+    try {
+      const kept = (await rpc(node, "getrecentrejects")).find((x) => x.kind === "tx" && x.id === r.id && typeof x.hex === "string");
+      if (!kept) {
+        problems.push(`${name} no longer keeps its bytes`);
+        continue;
+      }
+      const x = await rpc(node, "explaintransaction", [kept.hex]);
+      if (S.trace !== r.key) return;  // another trace was opened meanwhile
+      dialog.dataset.node = name;
+      const then = x.allowed || x.reject_reason !== r.reason ? ` When it refused it, ${name} said ${r.reason}: what changed is in the steps.` : "";
+      body.replaceChildren(traceView(x, `${name}'s check of the bytes it refused, run again now against its current coins and ` +
+        `mempool (a block or a payment since the refusal can change the answer).${then}`));
+      showFailure(body);
+      return;
+    } catch (error) {
+      problems.push(`${name}: ${error.message}`);
+    }
+  }
+  if (S.trace !== r.key) return;
+  body.replaceChildren(el("p", { class: "error", text: `No trace: ${problems.join("; ")}. ` +
+    "A node keeps the bytes of its last refused transactions only (up to 1 MB)." }));
+}
+
+function setupTraceDialog() {
+  const dialog = document.getElementById("trace-dialog");
+  document.getElementById("trace-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => { S.trace = null; });
 }
 
 // -- try it: sending and demos (the devnet's page only) -------------------------------------------
@@ -918,6 +1029,7 @@ async function send(event) {
   const button = form.querySelector("button");
   button.disabled = true;
   result.textContent = "Sending…";
+  document.getElementById("send-trace").replaceChildren();
   delete result.dataset.ok;
   delete result.dataset.txid;
   try {
@@ -940,6 +1052,10 @@ async function send(event) {
         `${answer.node} refused ${what}: ${answer.message}`;
     } else {
       result.textContent = answer.message;
+    }
+    if (answer.explain) {
+      document.getElementById("send-trace").replaceChildren(traceView(answer.explain,
+        `${answer.node}'s check of what the page signed, run just before sending it, against its current coins and mempool:`));
     }
   } catch (error) {
     result.dataset.ok = "false";
@@ -1024,6 +1140,7 @@ async function start() {
   if (S.config.try_it) setupTryIt();
   showView();
   document.getElementById("add-address").addEventListener("submit", addWatched);
+  setupTraceDialog();
   S.nodes.forEach(connect);
   setInterval(() => {
     S.nodes.forEach(refreshNode);
