@@ -1,0 +1,93 @@
+"""Who may touch the node now: the event loop, or the validation thread.
+
+The node (chain state, mempool, peers) is plain synchronous code that two
+threads must never run at once: one SQLite connection, dicts iterated and
+changed, counters read and written. Connecting a 2,000-tx block takes
+hundreds of milliseconds, and checking a 1 MB tx about as long; on the
+event loop that would stall every peer, ping and RPC client meanwhile. So
+the shell runs such work on ONE validation thread (``offload``) and keeps
+the loop free, and every other call into the node waits for it (``held``):
+
+* ``held()`` is an ``async with`` around a synchronous call on the loop. When
+  no validation runs it enters at once (an uncontended ``asyncio.Lock``
+  never suspends), so the common case costs nothing.
+* ``offload(work, finish)`` takes the same lock, sets ``busy``, runs
+  ``work()`` on the validation thread while the loop serves everyone else,
+  then calls ``finish(value)`` and the shell's ``after()`` on the loop before
+  the lock is released: the shell carries out what the node decided before
+  anyone else may call it.
+  The lock is released by the thread's completion, not by the caller, so a
+  caller cancelled meanwhile (a client that hung up, a stopping server)
+  never lets anyone in while the thread still runs.
+* ``busy`` is True exactly while the thread owns the node; callbacks the
+  node makes from the thread (``on_actions``, ``flush_soon``) see it and
+  leave the outbox for ``after``.
+
+Waiters enter in the order they asked (``asyncio.Lock`` is FIFO), and each
+peer's reader hands over its next frame only after the previous one was
+handled, so every peer's messages are still handled in the order they came.
+
+The thread holds the GIL while it runs Python; the loop gets it back within
+one switch interval (``sys.getswitchinterval()``, 5 ms) whenever it has
+something to do, and C code that holds the GIL for long (``json.loads`` of a
+4 MiB frame: a few ms) bounds the rest. ``scripts/bench_loop_lag.py``
+measures the longest stall that remains.
+"""
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
+# A frame or an RPC's hex this long or longer is validated on the thread:
+# 16 KiB of text is an 8 KB tx, about 60 inputs, about 10 ms to check. Smaller
+# ones (every ordinary relayed tx) stay on the loop, where a thread hop would
+# cost more than the check.
+OFFLOAD_CHARS = 16_384
+
+
+class NodeGate:
+    def __init__(self, after=lambda: None, thread_name: str = "validate"):
+        """``after()``: called on the loop after every offloaded call, success or
+        not, while the node is still held (the shell empties the outbox)."""
+        self._lock = asyncio.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
+        self._after = after
+        self.busy = False
+        self.offloaded = 0  # calls run on the validation thread so far
+
+    @contextlib.asynccontextmanager
+    async def held(self):
+        """The node for a synchronous call on the loop, once no validation runs."""
+        async with self._lock:
+            yield
+
+    async def offload(self, work, finish=lambda value: None):
+        """``work()`` on the validation thread, then ``finish(value)`` on the
+        loop while the node is still held; returns the value (or raises what
+        ``work`` raised)."""
+        await self._lock.acquire()
+        self.busy = True
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(lambda done: self._done(done, finish))
+        return await asyncio.shield(future)
+
+    def _done(self, future: asyncio.Future, finish) -> None:
+        try:
+            self.offloaded += 1
+            self.busy = False
+            if not future.cancelled() and future.exception() is None:
+                finish(future.result())
+            self._after()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self.busy = False
+        self._lock.release()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
