@@ -50,25 +50,36 @@ class NodeGate:
         """``after()``: called on the loop after every offloaded call, success or
         not, while the node is still held (the shell empties the outbox)."""
         self._lock = asyncio.Lock()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
         self._after = after
         self.busy = False
         self.offloaded = 0  # calls run on the validation thread so far
+        self.waiting = 0  # calls waiting for the node now
 
     @contextlib.asynccontextmanager
     async def held(self):
         """The node for a synchronous call on the loop, once no validation runs."""
-        async with self._lock:
+        await self._acquire()
+        try:
             yield
+        finally:
+            self._lock.release()
+
+    async def _acquire(self) -> None:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
 
     async def offload(self, work, finish=lambda value: None):
         """``work()`` on the validation thread, then ``finish(value)`` on the
         loop while the node is still held; returns the value (or raises what
         ``work`` raised)."""
-        await self._lock.acquire()
+        await self._acquire()
         self.busy = True
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._thread, work)
+            future = asyncio.get_running_loop().run_in_executor(self.thread, work)
         except BaseException:
             self._release()
             raise
@@ -90,4 +101,4 @@ class NodeGate:
         self._lock.release()
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True, cancel_futures=True)
+        self.thread.shutdown(wait=True, cancel_futures=True)

@@ -9,8 +9,8 @@ figures:
   (``validated``, which the node calls through its ``observe`` hook), and
   the txs accepted and refused by reject code;
 * read when scraped (``_StateCollector``): mempool size and bytes, orphans,
-  peers by direction, bans, chain height, the largest loop lag so far, and
-  how many calls ran on the validation thread.
+  peers by direction, bans, chain height, the largest loop lag so far, how
+  many calls ran on the validation thread and how many wait for it now.
 
 The server reads them while it holds the node (``NodeGate.held``), so a
 scrape never sees the mempool half-updated; during a long validation it
@@ -92,3 +92,6 @@ class _StateCollector:
                                 value=self.monitor.max)
         yield CounterMetricFamily("toychain_validations_offloaded", "Calls run on the validation thread.",
                                   value=self.gate.offloaded)
+        yield GaugeMetricFamily("toychain_node_calls_waiting",
+                                "Calls into the node waiting for a validation to end (node/gate.py).",
+                                value=self.gate.waiting)
