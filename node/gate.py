@@ -28,10 +28,11 @@ peer's reader hands over its next frame only after the previous one was
 handled, so every peer's messages are still handled in the order they came.
 
 The thread holds the GIL while it runs Python; the loop gets it back within
-one switch interval (``sys.getswitchinterval()``, 5 ms) whenever it has
-something to do, and C code that holds the GIL for long (``json.loads`` of a
-4 MiB frame: a few ms) bounds the rest. ``scripts/bench_loop_lag.py``
-measures the longest stall that remains.
+one switch interval whenever it has something to do (``sys.setswitchinterval``:
+the server sets 1 ms, Python's default is 5 ms, and a turn of the loop may
+wait for it several times, at each system call), and C code that holds the
+GIL for long (``json.loads`` of a 4 MiB frame: a few ms) bounds the rest.
+``scripts/bench_loop_lag.py`` measures the longest stall that remains.
 """
 
 import asyncio

@@ -74,7 +74,7 @@ BODY_SECONDS = 10.0          # 8 MiB in 10 s is 0.8 MB/s; a local client sends i
 MAX_EVENT_SUBSCRIBERS = 64   # /events clients: a dashboard tab holds one per node it watches
 MAX_CONCURRENT_BATCHES = 4   # batches run at once (each up to 16 MiB of replies); single calls never wait
 SHUTDOWN_SECONDS = 5.0       # how long stop() lets requests in progress finish
-SWITCH_SECONDS = 0.001      # GIL switch interval (Python: 5 ms) while the validation thread runs Python
+SWITCH_SECONDS = 0.001      # GIL switch interval (Python: 5 ms): the most the loop waits for it (gate.py)
 
 
 def write_cookie(datadir: Path) -> str:
@@ -122,7 +122,7 @@ class NodeServer:
         self.verifier = ParallelVerifier(cache=sigcache)
         chain = ChainState(self.net, Store(self.datadir / "chain.sqlite"), verifier=self.verifier)
         gc.freeze()  # the block index just loaded lives forever: keep the collector off it
-        sys.setswitchinterval(SWITCH_SECONDS)  # the loop waits at most this long for the GIL (gate.py)
+        sys.setswitchinterval(SWITCH_SECONDS)  # while the validation thread runs Python
         mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes, sigcache=sigcache)
         self.events = EventBus()
         self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
