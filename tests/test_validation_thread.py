@@ -41,7 +41,7 @@ def record_threads(server, obj, name: str) -> list[str]:
     return threads
 
 
-def test_every_block_from_rpc_miner_and_peer_is_processed_on_the_validation_thread(tmp_path):
+def test_every_block_from_rpc_and_peer_is_processed_on_the_validation_thread(tmp_path):
     async def scenario():
         async with Network(tmp_path, 2) as net:
             a, b = net.nodes
@@ -54,6 +54,21 @@ def test_every_block_from_rpc_miner_and_peer_is_processed_on_the_validation_thre
             for server in (a, b):
                 assert all(name.startswith("validate") for name in threads[server]), threads[server]
                 assert server.gate.offloaded >= 3
+    run(scenario())
+
+
+def test_the_background_miner_connects_its_blocks_on_the_validation_thread(tmp_path):
+    async def scenario():
+        server = await start_node(tmp_path / "n", automine=0.01, miner_owner=owner("carol"))
+        try:
+            coins = fan_out(server, 1)
+            threads = record_threads(server, server.node.chain, "process_block")
+            tx = make_tx(coins, "bob", [("carol", coins[0][1].amount - 1000)])
+            assert (await http_rpc(server, "sendrawtransaction", tx.raw.hex()))["result"] == tx.txid.hex()
+            await wait_for(lambda: tx.txid not in server.node.mempool, what="the tx mined")
+            assert threads and all(name.startswith("validate") for name in threads), threads
+        finally:
+            await server.stop()
     run(scenario())
 
 
