@@ -7,6 +7,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from chain.coins import Coin
+from chain.tx import OutPoint
 
 from .helpers import make_tx, owner
 from .nodes import Network, address, http_rpc, run, wait_for
@@ -42,7 +43,9 @@ def test_metrics_move_with_the_node(tmp_path):
                            what="the loop-lag monitor waking up")
 
             assert len((await http_rpc(a, "generatetoaddress", 101, address("alice"), admin=True))["result"]) == 101
-            [coin] = [c for c in a.node.chain.store.coins_of(owner("alice")) if c[1].height == 1]
+            oldest = (await http_rpc(a, "listunspent", [address("alice")]))["result"][0]  # through the gate
+            coin = (OutPoint(bytes.fromhex(oldest["txid"]), oldest["index"]),
+                    Coin(oldest["amount"], owner("alice"), 1, True))
             tx = make_tx([coin], "alice", [("bob", coin[1].amount - 10_000)])
             assert (await http_rpc(a, "sendrawtransaction", tx.raw.hex()))["result"] == tx.txid.hex()
             overspend = make_tx([(coin[0], Coin(coin[1].amount * 2, owner("alice"), 1, True))], "alice",
