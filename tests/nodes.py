@@ -42,6 +42,14 @@ async def wait_for(condition, timeout: float = 10.0, what: str = "condition") ->
         await asyncio.sleep(0.01)
 
 
+def settle(server: NodeServer) -> None:
+    """Block (on the node's loop) until its validation thread (node/gate.py) is
+    idle: a block a peer sent may still be connecting there. No new work can
+    start there until the caller returns to the loop, so the caller may then
+    read or call the node directly, as a test does."""
+    server.gate.thread.submit(lambda: None).result(60)
+
+
 async def http_rpc(server: NodeServer, method: str, *params, admin: bool = False) -> dict:
     """One JSON-RPC call over real HTTP (with the cookie when ``admin``); the whole reply."""
     headers = {"Authorization": f"Bearer {server.token}"} if admin else {}
@@ -98,7 +106,7 @@ class Network:
         """An RPC call straight into the node's method table (raises rpc.RpcError),
         once the node's validation thread (node/gate.py) has finished what it
         was doing: a block a peer sent may still be connecting there."""
-        server.gate.thread.submit(lambda: None).result(60)
+        settle(server)
         return rpc.call(server.node, method, list(params))
 
     async def wait_synced(self, timeout: float = 20.0) -> None:
