@@ -96,18 +96,18 @@ async def mine(node: Node, count: int, owner: bytes, pool: ProcessPoolExecutor,
     return hashes
 
 
-def _connect(node: Node, block: Block, source: str = "generatetoaddress") -> bytes:
-    outcome = node.accept_block(block, source)
+def _connect(node: Node, block: Block) -> bytes:
+    outcome = node.accept_block(block, "generatetoaddress")
     if outcome.status != "connected":
         raise RuntimeError(f"mined block not connected: {outcome.status} {outcome.error}")
     return block.hash
 
 
-def _connect_on(node: Node, tip: bytes, block: Block, source: str = "generatetoaddress") -> bytes | None:
+def _connect_on(node: Node, tip: bytes, block: Block) -> bytes | None:
     """Connect a block mined on ``tip``; None if the tip moved since."""
     if node.chain.tip.hash != tip:
         return None
-    return _connect(node, block, source)
+    return _connect(node, block)
 
 
 class Miner:
@@ -130,8 +130,9 @@ class Miner:
                 # stale: someone else extended the chain; rebuild: new txs for a new template
                 found = await search(self._pool, template.header, lambda: node.chain.tip.hash != tip,
                                      lambda: len(node.mempool) != mempool_size)
-                if found is not None:
-                    await self.gate.offload(lambda: _connect_on(node, tip, Block(found, template.txs), "miner"))
+                if found is not None:  # unless another block came first while the node was not held
+                    await self.gate.offload(lambda: node.chain.tip.hash == tip and node.accept_block(
+                        Block(found, template.txs), "miner"))
         finally:
             self._pool.shutdown(cancel_futures=True)
 
