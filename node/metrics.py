@@ -10,7 +10,12 @@ figures:
   the txs accepted and refused by reject code;
 * read when scraped (``_StateCollector``): mempool size and bytes, orphans,
   peers by direction, bans, chain height, the largest loop lag so far, how
-  many calls ran on the validation thread and how many wait for it now.
+  many calls ran on the validation thread and how many wait for it now;
+* the process (the library's ``ProcessCollector`` and ``GCCollector``: CPU,
+  memory, file descriptors, collections) and how long the garbage collector
+  held the interpreter (``GcPauses``, from ``gc.callbacks``): a full
+  collection stops every thread, the loop included. These are per process:
+  in a process that runs several nodes (the tests), each shows them all.
 
 The server reads them while it holds the node (``NodeGate.held``), so a
 scrape never sees the mempool half-updated; during a long validation it
@@ -18,7 +23,10 @@ answers when that ends. Names follow Prometheus's conventions (``_seconds``,
 ``_bytes``, ``_total``); ``docs/metrics.md`` lists them.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import gc
+import time
+
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -48,7 +56,10 @@ class NodeMetrics:
         self.accepted = Counter("toychain_txs_accepted", "Txs accepted to the mempool.", registry=r)
         self.rejected = Counter("toychain_txs_rejected", "Txs refused by the mempool, by reject code.",
                                 ["code"], registry=r)
-        r.register(_StateCollector(node, gate, monitor))
+        self.gc_pauses = GcPauses()
+        r.register(_StateCollector(node, gate, monitor, self.gc_pauses))
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
 
     def validated(self, kind: str, seconds: float, code: str | None) -> None:
         """The node's ``observe`` hook: a tx (``code`` None when accepted) or a
@@ -66,12 +77,40 @@ class NodeMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def close(self) -> None:
+        self.gc_pauses.close()
+
+
+class GcPauses:
+    """Time spent in each garbage collection, by generation (``gc.callbacks``).
+    The callback only stores floats in lists made beforehand: it runs inside
+    whatever allocation triggered the collection, and must neither allocate
+    tracked objects nor take a lock that code may hold."""
+
+    def __init__(self):
+        self.seconds = [0.0, 0.0, 0.0]
+        self.max = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation, spent = info["generation"], time.perf_counter() - self._started
+        self.seconds[generation] += spent
+        if spent > self.max[generation]:
+            self.max[generation] = spent
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
+
 
 class _StateCollector:
     """Gauges read from the node at scrape time."""
 
-    def __init__(self, node: Node, gate: NodeGate, monitor: LoopLagMonitor):
-        self.node, self.gate, self.monitor = node, gate, monitor
+    def __init__(self, node: Node, gate: NodeGate, monitor: LoopLagMonitor, gc_pauses: GcPauses):
+        self.node, self.gate, self.monitor, self.gc_pauses = node, gate, monitor, gc_pauses
 
     def collect(self):
         node = self.node
@@ -95,3 +134,13 @@ class _StateCollector:
         yield GaugeMetricFamily("toychain_node_calls_waiting",
                                 "Calls into the node waiting for a validation to end (node/gate.py).",
                                 value=self.gate.waiting)
+        pauses = self.gc_pauses
+        total = CounterMetricFamily("toychain_gc_pause_seconds", "Time in garbage collections, by generation "
+                                    "(the whole process).", labels=["generation"])
+        longest = GaugeMetricFamily("toychain_gc_pause_max_seconds", "The longest garbage collection since "
+                                    "start, by generation (the whole process).", labels=["generation"])
+        for generation in range(3):
+            total.add_metric([str(generation)], pauses.seconds[generation])
+            longest.add_metric([str(generation)], pauses.max[generation])
+        yield total
+        yield longest

@@ -184,6 +184,7 @@ class NodeServer:
         self.workers.pure.shutdown(wait=False, cancel_futures=True)
         await self.session.close()
         self.gate.close()  # waits for a validation under way
+        self.metrics.close()
         self.verifier.close()
         self.node.chain.close()
         log.info("node stopped cleanly at height %d", self.node.chain.height)

@@ -38,7 +38,9 @@ longest and 99th-percentile ping and RPC, and what the node's own loop-lag
 monitor saw (``/metrics``, read before and after the phase): the bucket
 bound of ``toychain_loop_lag_seconds`` the longest lag of the phase fell in
 (``node lag <=``). Its largest lag since start (``toychain_loop_lag_max_seconds``,
-funding included) is read at the end. A node without ``/metrics``: n/a.
+funding included) and its longest garbage collection
+(``toychain_gc_pause_max_seconds``: a collection holds every thread) are
+read at the end. A node without ``/metrics``: n/a.
 
 The machine's speed is the time of one raw libsecp256k1 verify (coincurve)
 in the same run; the longest stall and the time per validated tx are also
@@ -224,10 +226,13 @@ def lag_buckets(node: Node) -> dict[float, float] | None:
     return {bound: total - count for bound, count in buckets.items() if bound != float("inf")}
 
 
-def node_max_lag_ms(node: Node) -> float | None:
-    """``toychain_loop_lag_max_seconds`` from /metrics, in ms."""
+def node_longest_ms(node: Node) -> tuple[float, float] | None:
+    """The node's longest loop lag and garbage collection since start (/metrics), in ms."""
     families = scrape(node)
-    return None if families is None else round(families["toychain_loop_lag_max_seconds"][0].value * 1000, 1)
+    if families is None:
+        return None
+    return (round(families["toychain_loop_lag_max_seconds"][0].value * 1000, 1),
+            round(max(s.value for s in families["toychain_gc_pause_max_seconds"]) * 1000, 1))
 
 
 async def measure(directory: Path) -> tuple[list[dict], float | None]:
@@ -278,7 +283,7 @@ async def measure(directory: Path) -> tuple[list[dict], float | None]:
             await feeder.ws.close()
         probes._stop = True
         await watching
-        return results, node_max_lag_ms(node)
+        return results, node_longest_ms(node)
     finally:
         node.stop()
 
@@ -309,14 +314,18 @@ def main(argv=None) -> None:
           f"one raw coincurve verify: {verify_us:.1f} us; load average at start: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_loop_lag-") as directory:
-        results, node_lag = asyncio.run(measure(Path(directory)))
+        results, longest = asyncio.run(measure(Path(directory)))
     print()
     print(table(results, verify_us))
-    print(f"\nthe node's own monitor: longest loop lag since start "
-          f"{'n/a (no /metrics)' if node_lag is None else f'{node_lag} ms'}")
+    if longest is None:
+        print("\nthe node's own monitor: n/a (no /metrics)")
+    else:
+        print(f"\nthe node's own monitor: longest loop lag since start {longest[0]} ms; "
+              f"longest garbage collection {longest[1]} ms")
     if args.json:
-        args.json.write_text(json.dumps({"verify_us": verify_us, "phases": results, "node_max_lag_ms": node_lag},
-                                        indent=2))
+        args.json.write_text(json.dumps({"verify_us": verify_us, "phases": results,
+                                         "node_max_lag_ms": longest and longest[0],
+                                         "node_max_gc_ms": longest and longest[1]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """``/metrics`` (node/metrics.py): scraped from real servers on 127.0.0.1 and
 parsed with prometheus_client's own parser; every figure moves when the node
 does something (a tx accepted, a tx refused with its code, a block, a peer,
-a ban), each node has its own registry, and the HTTP guard applies."""
+a ban, a garbage collection), each node has its own registry, and the HTTP
+guard applies."""
+
+import gc
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,6 +66,11 @@ def test_metrics_move_with_the_node(tmp_path):
             assert value(after, "toychain_block_validation_seconds_count") == 101
             assert value(after, "toychain_loop_lag_seconds_count") > value(first, "toychain_loop_lag_seconds_count")
             assert value(after, "toychain_validations_offloaded_total") >= 101
+            gc.collect()  # the process's collections: timed, as the library's process figures
+            process = await scrape(a)
+            assert value(process, "toychain_gc_pause_max_seconds", generation="2") > 0
+            assert value(process, "process_resident_memory_bytes") > 0
+            assert value(process, "python_gc_collections_total", generation="2") > 0
             # b has its own registry: it saw the blocks, not a's RPC txs
             other = await scrape(b)
             assert value(other, "toychain_txs_rejected_total", code=code) == 0
