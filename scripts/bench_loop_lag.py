@@ -19,6 +19,9 @@ sendrawtransaction 1 MB a tx of 7,000 inputs (about 930 KB) by ``sendrawtransact
 p2p tx 1 MB             another such tx in a ``tx`` frame from the peer; the phase ends when
                         ``getmempoolinfo`` counts it
 
+Each big item is sent from a child process, connected and ready before the
+phase starts (encoding and sending a megabyte would hold this process, and
+the probes' figures with it).
 Meanwhile three probes in this process, each every 10 ms, time:
 
 * ``loop``: ``GET /dashboard/config``, which the node answers from its event
@@ -61,6 +64,7 @@ directory is a temporary directory removed at the end.
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -121,21 +125,64 @@ class LoopProbes(Probes):
 
 
 class Feeder(Probes):
-    """A second P2P peer that sends the big frames (the probes' socket only pings)."""
+    """A second P2P peer that sends one big frame, in a process of its own."""
 
-    async def open(self, session: aiohttp.ClientSession) -> None:
-        self.ws = await session.ws_connect(f"http://{HOST}:{self.port}/p2p", max_msg_size=64 * 1024 * 1024)
-        await self._handshake(self.ws)
-        self.reader = asyncio.get_running_loop().create_task(self._read())
+    async def feed(self, message: dict, ready, go) -> None:
+        """Connect, set ``ready``; on ``go`` send ``message``, then a ping: its
+        pong says the node has handled the frame."""
+        text = json.dumps(message)
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"http://{HOST}:{self.port}/p2p", max_msg_size=64 * 1024 * 1024)
+            await self._handshake(ws)
+            ready.set()
+            await asyncio.get_running_loop().run_in_executor(None, go.wait)
+            await ws.send_str(text)
+            nonce = random.getrandbits(63)
+            await ws.send_json({"type": "ping", "nonce": nonce})
+            while (data := await ws.receive_json())["type"] != "pong" or data["nonce"] != nonce:
+                if data["type"] == "ping":
+                    await ws.send_json({"type": "pong", "nonce": data["nonce"]})
+            await ws.close()
 
-    async def _read(self) -> None:
-        async for message in self.ws:  # the node's announcements; its pings answered
-            data = json.loads(message.data)
-            if data["type"] == "ping":
-                await self.ws.send_json({"type": "pong", "nonce": data["nonce"]})
 
-    async def send(self, message: dict) -> None:
-        await self.ws.send_str(json.dumps(message))
+def _deliver(port: int, how: str, payload: str, ready, go) -> None:
+    """In a child process, so that encoding and sending a megabyte does not hold
+    the probes' process: a ``block`` or ``tx`` frame from a peer, or an RPC call."""
+    if how in ("block", "tx"):
+        asyncio.run(Feeder(port, REGTEST).feed({"type": how, how: payload}, ready, go))
+        return
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": how, "params": [payload]}).encode()
+    request = urllib.request.Request(f"http://{HOST}:{port}/rpc", data=body,
+                                     headers={"Content-Type": "application/json"})
+    ready.set()
+    go.wait()
+    with urllib.request.urlopen(request, timeout=600) as response:
+        reply = json.loads(response.read())
+    if "error" in reply or (how == "submitblock" and reply["result"] is not None):
+        raise SystemExit(f"{how}: {reply}")
+
+
+class Delivery:
+    """A child process ready to send one item (``_deliver``); awaiting it sends and waits."""
+
+    def __init__(self, port: int, how: str, payload: str):
+        context = multiprocessing.get_context("spawn")
+        self.how, self.ready, self.go = how, context.Event(), context.Event()
+        self.child = context.Process(target=_deliver, args=(port, how, payload, self.ready, self.go))
+        self.child.start()
+
+    async def prepared(self) -> None:
+        while not self.ready.is_set():
+            if not self.child.is_alive():
+                raise SystemExit(f"the {self.how} process died (exit {self.child.exitcode})")
+            await asyncio.sleep(0.01)
+
+    async def __call__(self) -> None:
+        self.go.set()
+        while self.child.is_alive():
+            await asyncio.sleep(0.005)
+        if self.child.exitcode:
+            raise SystemExit(f"delivering by {self.how} failed (exit {self.child.exitcode})")
 
 
 def fund(node: Node) -> dict[str, tuple[Tx, int]]:
@@ -250,37 +297,21 @@ async def measure(directory: Path) -> tuple[list[dict], float | None]:
         while not probes.pings:
             await asyncio.sleep(0.05)
         results = []
-        async with aiohttp.ClientSession() as session:
-            feeder = Feeder(node.port, REGTEST)
-            await feeder.open(session)
-            results.append(await phase(
-                node, probes, "p2p block 2,000 txs", BLOCK_TXS,
-                lambda: feeder.send({"type": "block", "block": p2p_block.raw.hex()}),
-                lambda: node.call("getbestblockhash") == p2p_block.hash.hex()))
-            print(f"  {results[-1]['phase']}: longest loop probe {results[-1]['loop_max_ms']} ms", flush=True)
-            rpc_block = big_block(node, bobs_coins(fan_outs["blocks"], BLOCK_TXS, BLOCK_TXS))
-
-            async def submit():
-                result = await asyncio.get_running_loop().run_in_executor(
-                    None, node.call, "submitblock", rpc_block.raw.hex())
-                if result is not None:
-                    raise SystemExit(f"submitblock: {result}")
-            results.append(await phase(node, probes, "submitblock 2,000 txs", BLOCK_TXS, submit,
-                                       lambda: node.call("getbestblockhash") == rpc_block.hash.hex()))
-            print(f"  {results[-1]['phase']}: longest loop probe {results[-1]['loop_max_ms']} ms", flush=True)
-
-            async def send_rpc_tx():
-                await asyncio.get_running_loop().run_in_executor(
-                    None, node.call, "sendrawtransaction", rpc_tx.raw.hex())
-            results.append(await phase(node, probes, "sendrawtransaction 1 MB", 1, send_rpc_tx,
-                                       lambda: rpc_tx.txid.hex() in node.call("getrawmempool")))
-            print(f"  {results[-1]['phase']}: longest loop probe {results[-1]['loop_max_ms']} ms", flush=True)
-            results.append(await phase(
-                node, probes, "p2p tx 1 MB", 1, lambda: feeder.send({"type": "tx", "tx": p2p_tx.raw.hex()}),
-                lambda: node.call("getmempoolinfo")["size"] == 2))
-            print(f"  {results[-1]['phase']}: longest loop probe {results[-1]['loop_max_ms']} ms", flush=True)
-            feeder.reader.cancel()
-            await feeder.ws.close()
+        rpc_block = None
+        phases = (("p2p block 2,000 txs", BLOCK_TXS, "block", lambda: p2p_block,
+                   lambda: node.call("getbestblockhash") == p2p_block.hash.hex()),
+                  ("submitblock 2,000 txs", BLOCK_TXS, "submitblock", lambda: rpc_block,
+                   lambda: node.call("getbestblockhash") == rpc_block.hash.hex()),
+                  ("sendrawtransaction 1 MB", 1, "sendrawtransaction", lambda: rpc_tx,
+                   lambda: rpc_tx.txid.hex() in node.call("getrawmempool")),
+                  ("p2p tx 1 MB", 1, "tx", lambda: p2p_tx, lambda: node.call("getmempoolinfo")["size"] == 2))
+        for name, txs, how, item, done in phases:
+            if how == "submitblock":  # on the tip the first one made
+                rpc_block = big_block(node, bobs_coins(fan_outs["blocks"], BLOCK_TXS, BLOCK_TXS))
+            delivery = Delivery(node.port, how, item().raw.hex())
+            await delivery.prepared()
+            results.append(await phase(node, probes, name, txs, delivery, done))
+            print(f"  {name}: longest loop probe {results[-1]['loop_max_ms']} ms", flush=True)
         probes._stop = True
         await watching
         return results, node_longest_ms(node)
