@@ -18,10 +18,11 @@ a worker thread. Validation that may take long (``submitblock``; a
 ``sendrawtransaction``, ``testmempoolaccept`` or ``explaintransaction`` of
 ``OFFLOAD_CHARS`` hex digits or more) runs on the validation thread
 (``gate.NodeGate``), and every other call waits until it is done, so none
-sees the chain or the mempool half-updated. Methods that scan the mempool (``getrawmempool``, and
-``listunspent``/``getaddresshistory`` for its part) are generators that
-yield every ``SCAN_CHUNK`` entries: ``run`` lets the loop in there, ``call``
-runs any method straight through (regtest blocks are solved in place).
+sees the chain or the mempool half-updated. Methods that scan the mempool
+(``getrawmempool``, and ``listunspent``/``getaddresshistory`` for its part)
+are generators that yield every ``SCAN_CHUNK`` entries: ``run`` lets the
+loop in there, ``call`` runs any method straight through (regtest blocks
+are solved in place).
 HEAVY calls from all clients compute one slice at a time (``Turns``), so
 that ten clients cannot stack ten heavy calls into one loop iteration.
 """
