@@ -639,7 +639,7 @@ class Workers:
     """Where ``run`` sends work that would hold the event loop."""
     miner: ProcessPoolExecutor   # generatetoaddress's proof of work
     pure: ThreadPoolExecutor     # PURE methods: one thread, so the loop waits at most one GIL
-                                 # switch interval (5 ms) for it
+                                 # switch interval (1 ms: server.py) for it
     turns: Turns                 # HEAVY methods' slices on the loop, one at a time
     gate: NodeGate               # the node: held on the loop, or the validation thread's
 
