@@ -70,7 +70,9 @@ class Store:
 
     def __init__(self, path: str | Path = ":memory:"):
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
+        # Any one thread at a time: the node's shell calls it from its event loop
+        # and from one validation thread, never both at once (node/gate.py).
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -8,7 +8,10 @@
     miner     block templates, regtest generation, devnet proof-of-work process
     rpc       JSON-RPC 2.0 methods of PROTOCOL.md section 8
     jsonrpc   the JSON-RPC envelope: any body to an answer, batches one request at a time
-    server    the aiohttp app: /p2p, /rpc, /events, dialling and shutdown
+    server    the aiohttp app: /p2p, /rpc, /events, /metrics, dialling and shutdown
+    gate      blocks and big txs validated on one thread while the event loop stays free
+    looplag   how late the event loop wakes up
+    metrics   /metrics in Prometheus's text format
     http_guard   which requests a web page in the user's browser may make (Host, Origin, CORS)
     http_limits  how many HTTP connections, and how long an idle one stays open
     events    the /events bus

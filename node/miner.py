@@ -8,7 +8,11 @@ in a worker process in chunks (``search``), so the event loop (peers, RPC)
 stays responsive, and the work is abandoned as soon as the tip changes:
 the background miner (``Miner``) and ``generatetoaddress`` (``mine``) alike.
 A block whose expected work is tiny (regtest: about two hashes) is solved
-in place, which is faster than a trip to another process.
+in place, which is faster than a trip to another process. Both connect
+their blocks on the validation thread (``gate.NodeGate``): a template of a
+full mempool is a 1 MB block, hundreds of milliseconds to connect; a
+template is built while the node is held, and a solved block is dropped if
+the tip moved meanwhile.
 """
 
 import asyncio
@@ -22,6 +26,7 @@ from chain.params import MAX_BLOCK_SIZE
 from chain.pow import block_work
 from chain.tx import TxOut
 
+from .gate import NodeGate
 from .node import Node
 
 log = logging.getLogger("toychain")
@@ -67,22 +72,27 @@ async def search(pool: ProcessPoolExecutor, header: Header, stale, rebuild=lambd
         header = replace(header, nonce=header.nonce + CHUNK)
 
 
-async def mine(node: Node, count: int, owner: bytes, pool: ProcessPoolExecutor) -> list[bytes]:
+async def mine(node: Node, count: int, owner: bytes, pool: ProcessPoolExecutor,
+               gate: NodeGate) -> list[bytes]:
     """``generate`` without holding the loop: the nonce search runs in
-    ``pool`` (unless the work is tiny), a template is rebuilt when another
-    block moves the tip, and the loop runs other work between blocks."""
+    ``pool`` (a tiny one: in place on the validation thread, with the
+    connect), a template is rebuilt when another block moves the tip, and
+    each block connects on the validation thread."""
     hashes = []
     while len(hashes) < count:
-        template = block_template(node, owner, node.clock())
-        tip = node.chain.tip.hash
-        if block_work(template.header.bits) <= INLINE_WORK:
-            header = solve(template.header)
-        else:
-            header = await search(pool, template.header, lambda: node.chain.tip.hash != tip)
-            if header is None:
-                continue  # someone else's block came first: mine on the new tip
-        hashes.append(_connect(node, Block(header, template.txs)))
-        await asyncio.sleep(0)
+        async with gate.held():
+            tiny = block_work(node.chain.next_required_bits(node.chain.tip)) <= INLINE_WORK
+        if tiny:  # template, nonce and connect in one go
+            hashes += await gate.offload(lambda: generate(node, 1, owner))
+            continue
+        async with gate.held():
+            template = block_template(node, owner, node.clock())
+            tip = node.chain.tip.hash
+        header = await search(pool, template.header, lambda: node.chain.tip.hash != tip)
+        mined = header and await gate.offload(lambda: _connect_on(node, tip, Block(header, template.txs)))
+        if mined:
+            hashes.append(mined)
+        # else someone else's block came first: mine on the new tip
     return hashes
 
 
@@ -93,12 +103,20 @@ def _connect(node: Node, block: Block) -> bytes:
     return block.hash
 
 
+def _connect_on(node: Node, tip: bytes, block: Block) -> bytes | None:
+    """Connect a block mined on ``tip``; None if the tip moved since."""
+    if node.chain.tip.hash != tip:
+        return None
+    return _connect(node, block)
+
+
 class Miner:
     """Background miner: devnet PoW in a process, or regtest automine."""
 
-    def __init__(self, node: Node, owner: bytes):
+    def __init__(self, node: Node, owner: bytes, gate: NodeGate):
         self.node = node
         self.owner = owner
+        self.gate = gate
         self._pool: ProcessPoolExecutor | None = None
 
     async def run_pow(self) -> None:
@@ -106,13 +124,15 @@ class Miner:
         node = self.node
         try:
             while True:
-                template = block_template(node, self.owner, node.clock())
-                tip, mempool_size = node.chain.tip.hash, len(node.mempool)
+                async with self.gate.held():
+                    template = block_template(node, self.owner, node.clock())
+                    tip, mempool_size = node.chain.tip.hash, len(node.mempool)
                 # stale: someone else extended the chain; rebuild: new txs for a new template
                 found = await search(self._pool, template.header, lambda: node.chain.tip.hash != tip,
                                      lambda: len(node.mempool) != mempool_size)
-                if found is not None:
-                    node.accept_block(Block(found, template.txs), "miner")
+                if found is not None:  # unless another block came first while the node was not held
+                    await self.gate.offload(lambda: node.chain.tip.hash == tip and node.accept_block(
+                        Block(found, template.txs), "miner"))
         finally:
             self._pool.shutdown(cancel_futures=True)
 
@@ -120,4 +140,4 @@ class Miner:
         while True:
             await asyncio.sleep(seconds)
             if len(self.node.mempool):
-                generate(self.node, 1, self.owner)
+                await self.gate.offload(lambda: generate(self.node, 1, self.owner))

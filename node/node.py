@@ -108,6 +108,9 @@ class Node:
         self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
         self.on_actions = None  # set by the shell: called when the outbox stops being empty
         self.flush_soon = None  # set by a shell that batches announcements: call flush() soon
+        # set by a shell that keeps metrics: observe(kind, seconds, code) after each tx check
+        # ("tx"; code None when accepted) and each block ("block"; code None)
+        self.observe = None
         self._flush_pending = False
         self._outbox: list[Action] = []
         self._next_peer_id = 0
@@ -611,7 +614,7 @@ class Node:
     def accept_tx(self, tx: Tx, source: str = "rpc", relay_skip: Peer | None = None) -> int:
         """Mempool acceptance, relay, events; raises RuleError (recorded) on refusal."""
         try:
-            fee, evicted = self.mempool.accept(tx)
+            fee, evicted = self._measured("tx", self.mempool.accept, tx)
         except RuleError as error:
             if not (relay_skip is not None and error.fault.tx & ORPHAN):
                 self._record_reject("tx", tx.txid, error, source, tx.raw)  # a peer's orphan is kept, not refused
@@ -624,6 +627,19 @@ class Node:
         self.orphans.remove(tx.txid)
         self._retry_orphans(tx.txid)
         return fee
+
+    def _measured(self, kind: str, validate, *args):
+        """``validate(*args)``, timed for ``observe`` when the shell set it."""
+        if self.observe is None:
+            return validate(*args)
+        started, code = _time.perf_counter(), None
+        try:
+            return validate(*args)
+        except RuleError as error:
+            code = error.code
+            raise
+        finally:
+            self.observe(kind, _time.perf_counter() - started, code)
 
     def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str,
                        raw: bytes | None = None) -> None:
@@ -715,7 +731,7 @@ class Node:
         unrequested block on a branch with less work is not stored)."""
         self.blocks.received(block.hash)
         before = self.chain.tip
-        outcome = self.chain.process_block(block, requested, source)
+        outcome = self._measured("block", self.chain.process_block, block, requested, source)
         for new in outcome.connected:  # relay first: the next hop should not wait for our bookkeeping
             self.announce("block", new.hash)
         if outcome.error is not None and outcome.status != "orphan":

@@ -14,10 +14,15 @@ docs/protocol-notes.md), and name at most ``MAX_ADDRESSES``; ``run``, what
 the HTTP layer awaits, mines ``generatetoaddress`` blocks with a worker
 process and yields between blocks (``miner.mine``), and decodes a
 transaction (``decoderawtransaction``: up to 7,000 addresses to encode) on
-a worker thread. Methods that scan the mempool (``getrawmempool``, and
-``listunspent``/``getaddresshistory`` for its part) are generators that
-yield every ``SCAN_CHUNK`` entries: ``run`` lets the loop in there, ``call``
-runs any method straight through (regtest blocks are solved in place).
+a worker thread. Validation that may take long (``submitblock``; a
+``sendrawtransaction``, ``testmempoolaccept`` or ``explaintransaction`` of
+``OFFLOAD_CHARS`` hex digits or more) runs on the validation thread
+(``gate.NodeGate``), and every other call waits until it is done, so none
+sees the chain or the mempool half-updated. Methods that scan the mempool
+(``getrawmempool``, and ``listunspent``/``getaddresshistory`` for its part)
+are generators that yield every ``SCAN_CHUNK`` entries: ``run`` lets the
+loop in there, ``call`` runs any method straight through (regtest blocks
+are solved in place).
 HEAVY calls from all clients compute one slice at a time (``Turns``), so
 that ten clients cannot stack ten heavy calls into one loop iteration.
 """
@@ -39,6 +44,7 @@ from chain.tx import OutPoint, Tx
 
 from .addrman import MAX_MANUAL_PEERS
 from .explain import explain
+from .gate import OFFLOAD_CHARS, NodeGate
 from .messages import is_addr
 from .miner import generate, mine
 from .node import USER_AGENT, Node
@@ -53,6 +59,9 @@ MAX_PAGE = 1000  # coins or history items per call
 PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` computes it on a thread
 # Calls whose cost grows with the chain, the mempool or the request (up to tens of ms): they
 # take turns (``Turns``). The others cost well under a millisecond and never wait.
+# Validation: on the validation thread when big (``_offloaded``); submitblock always (a reorg
+# may connect many blocks whatever the size of this one).
+CHECKS = {"sendrawtransaction", "testmempoolaccept", "explaintransaction"}
 HEAVY = {"listunspent", "getaddresshistory", "getrawmempool", "getblock", "getrawtransaction",
          "sendrawtransaction", "testmempoolaccept", "explaintransaction", "submitblock"}
 # What one turn of a long call does, about 10 ms at most:
@@ -569,6 +578,16 @@ def _arguments(method: str, params) -> list:
     return params
 
 
+def _offloaded(method: str, arguments: list) -> bool:
+    """Is this call's validation long enough for the validation thread?"""
+    if method == "submitblock":
+        return True
+    if method not in CHECKS or not arguments:
+        return False
+    texts = arguments[0] if isinstance(arguments[0], list) else arguments[:1]
+    return sum(len(text) for text in texts if isinstance(text, str)) >= OFFLOAD_CHARS
+
+
 def _step(steps) -> tuple[bool, object]:
     """One slice of a method written as a generator: (finished, its result)."""
     try:
@@ -600,17 +619,21 @@ class Turns:
     slice at a time, and peers and cheap calls get at least half of it.
     Even a short slice lets the loop run once before the next."""
 
-    def __init__(self):
+    def __init__(self, gate: NodeGate):
         self._lock = asyncio.Lock()
+        self.gate = gate
 
     async def take(self, compute):
         async with self._lock:
-            started = time.perf_counter()
+            started = None
             try:
-                return compute()
+                async with self.gate.held():  # the pause is outside: others may use the node
+                    started = time.perf_counter()
+                    return compute()
             finally:
-                spent = time.perf_counter() - started
-                await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
+                if started is not None:
+                    spent = time.perf_counter() - started
+                    await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
 
 
 @dataclass
@@ -618,22 +641,27 @@ class Workers:
     """Where ``run`` sends work that would hold the event loop."""
     miner: ProcessPoolExecutor   # generatetoaddress's proof of work
     pure: ThreadPoolExecutor     # PURE methods: one thread, so the loop waits at most one GIL
-                                 # switch interval (5 ms) for it
+                                 # switch interval (1 ms: server.py) for it
     turns: Turns                 # HEAVY methods' slices on the loop, one at a time
+    gate: NodeGate               # the node: held on the loop, or the validation thread's
 
 
 async def run(node: Node, method: str, params, workers: Workers) -> object:
     """Run one method for the HTTP layer: as ``call``, except that
     ``generatetoaddress`` searches proof of work in a worker process
-    (``miner.mine``), a PURE method runs on the worker thread, and a HEAVY
-    one takes its turns (``Turns``), while the loop serves everyone else."""
+    (``miner.mine``), a PURE method runs on the worker thread, a big
+    validation on the validation thread (``_offloaded``), and a HEAVY one
+    takes its turns (``Turns``), while the loop serves everyone else."""
     arguments = _arguments(method, params)
     if method == "generatetoaddress":
-        return [h.hex() for h in await mine(node, *_generate_params(*arguments), workers.miner)]
+        return [h.hex() for h in await mine(node, *_generate_params(*arguments), workers.miner, workers.gate)]
     if method in PURE:
         return await asyncio.get_running_loop().run_in_executor(workers.pure, METHODS[method], node, *arguments)
+    if _offloaded(method, arguments):
+        return await workers.gate.offload(lambda: METHODS[method](node, *arguments))
     if method not in HEAVY:
-        return METHODS[method](node, *arguments)
+        async with workers.gate.held():
+            return METHODS[method](node, *arguments)
     result = await workers.turns.take(lambda: METHODS[method](node, *arguments))
     if not isgenerator(result):
         return result

@@ -18,6 +18,14 @@ first: ``http_limits`` (connection count and idle timeouts) and
 the user's browser may do). A request body must arrive within
 ``BODY_SECONDS``; ``jsonrpc`` turns any body into an answer, one request at
 a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``.
+
+The event loop never runs a long validation (``gate.py``): a frame of
+``OFFLOAD_CHARS`` or more, or any frame about blocks, is handed to the node
+on the validation thread, and so are big RPC validations (``rpc.run``) and
+the miners' blocks; every other call into the node waits until it is done
+(``NodeGate.held``). A ``LoopLagMonitor`` measures how late the loop wakes
+up, and ``/metrics`` serves it with the node's other figures (``metrics.py``;
+no cookie, like Core's node exporters: read-only and holding no secret).
 """
 
 import asyncio
@@ -28,6 +36,7 @@ import logging
 import os
 import secrets
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,10 +52,13 @@ from chain.storage import Store
 from . import jsonrpc, rpc
 from .actions import Close, Dial, Publish, Send, Stop
 from .events import EventBus
+from .gate import OFFLOAD_CHARS, NodeGate
 from .http_guard import BrowserPolicy, add_cors, guard
 from .http_limits import IDLE_SECONDS, Listener, connection_limit
+from .looplag import LoopLagMonitor
 from .mempool import Mempool
 from .messages import MAX_FRAME_BYTES
+from .metrics import CONTENT_TYPE, NodeMetrics
 from .miner import Miner
 from .node import HANDSHAKE_SECONDS, TIMER_SECONDS, Node
 from .page import add_page_routes, single_node_config
@@ -62,6 +74,7 @@ BODY_SECONDS = 10.0          # 8 MiB in 10 s is 0.8 MB/s; a local client sends i
 MAX_EVENT_SUBSCRIBERS = 64   # /events clients: a dashboard tab holds one per node it watches
 MAX_CONCURRENT_BATCHES = 4   # batches run at once (each up to 16 MiB of replies); single calls never wait
 SHUTDOWN_SECONDS = 5.0       # how long stop() lets requests in progress finish
+SWITCH_SECONDS = 0.001      # GIL switch interval (Python: 5 ms): the most the loop waits for it (gate.py)
 
 
 def write_cookie(datadir: Path) -> str:
@@ -109,18 +122,23 @@ class NodeServer:
         self.verifier = ParallelVerifier(cache=sigcache)
         chain = ChainState(self.net, Store(self.datadir / "chain.sqlite"), verifier=self.verifier)
         gc.freeze()  # the block index just loaded lives forever: keep the collector off it
+        sys.setswitchinterval(SWITCH_SECONDS)  # while the validation thread runs Python
         mempool = Mempool(chain, self.min_fee_rate, self.max_mempool_bytes, sigcache=sigcache)
         self.events = EventBus()
         self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
+        self.gate = NodeGate(after=self._carry_out_all)
         self.node.on_actions = self._actions_pending
-        self.node.flush_soon = lambda: asyncio.get_running_loop().call_soon(
-            lambda: self._carry_out(self.node.flush()))
+        self.node.flush_soon = self._flush_soon
+        self.lag = LoopLagMonitor()
+        self.metrics = NodeMetrics(self.node, self.gate, self.lag)
+        self.lag.observe = self.metrics.loop_lag.observe
+        self.node.observe = self.metrics.validated
         self._links: dict[int, PeerLink] = {}
         self.session = aiohttp.ClientSession(  # for dialling peers: a dial must not hang
             timeout=aiohttp.ClientTimeout(total=None, connect=DIAL_TIMEOUT, sock_connect=DIAL_TIMEOUT))
         # generatetoaddress's proof of work, and decoding on a thread; started on first use
         self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"),
-                                   rpc.Turns())
+                                   rpc.Turns(self.gate), self.gate)
         self._batches = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
         self.listener = Listener(connection_limit())
         self.policy = BrowserPolicy(self.host, self.port, self.allowed_origins)
@@ -129,6 +147,7 @@ class NodeServer:
         app.router.add_get("/p2p", self._p2p_inbound)
         app.router.add_post("/rpc", self._rpc)
         app.router.add_get("/events", self._events)
+        app.router.add_get("/metrics", self._metrics)
         # The live dashboard: this node's own view at /, and CORS so allowed pages can call /rpc.
         add_page_routes(app, lambda request: single_node_config(self.node.listen, request))
         add_cors(app, self.policy, "/rpc")
@@ -143,11 +162,12 @@ class NodeServer:
         log.info("%s node listening on %s (height %d, datadir %s)", self.net.name,
                  self.node.listen, chain.height, self.datadir)
         self._spawn(self._ticker())
+        self._spawn(self.lag.run())
         for addr in self.initial_peers:
             self.node.add_peer(addr)
         self._drain()
         if self.miner_owner is not None and (self.mine or self.automine):
-            miner = Miner(self.node, self.miner_owner)
+            miner = Miner(self.node, self.miner_owner, self.gate)
             self._spawn(miner.run_pow() if self.mine else miner.run_automine(self.automine))
 
     async def stop(self) -> None:
@@ -163,6 +183,8 @@ class NodeServer:
         self.workers.miner.shutdown(wait=False, cancel_futures=True)
         self.workers.pure.shutdown(wait=False, cancel_futures=True)
         await self.session.close()
+        self.gate.close()  # waits for a validation under way
+        self.metrics.close()
         self.verifier.close()
         self.node.chain.close()
         log.info("node stopped cleanly at height %d", self.node.chain.height)
@@ -190,19 +212,40 @@ class NodeServer:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TIMER_SECONDS)
-            self._carry_out(self.node.timer())
+            await self._call(self.node.timer)
+
+    async def _call(self, method, *args) -> None:
+        """``method(*args)`` of the node, on the loop once no validation runs; its
+        actions carried out."""
+        async with self.gate.held():
+            self._carry_out(method(*args))
 
     # -- carrying out the node's decisions -------------------------------------------------------
     def _actions_pending(self) -> None:
-        """The node's outbox stopped being empty: empty it soon, whoever called the node."""
-        if not self._drain_scheduled:
+        """The node's outbox stopped being empty: empty it soon, whoever called the node
+        (on the validation thread: the gate's ``after`` empties it)."""
+        if not self._drain_scheduled and not self.gate.busy:
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
 
     def _drain(self) -> None:
         """Carry out actions left by calls that do not return them (RPC, miner)."""
         self._drain_scheduled = False
-        self._carry_out(self.node.take_actions())
+        if not self.gate.busy:  # else the validation thread has the node: ``after`` drains
+            self._carry_out(self.node.take_actions())
+
+    def _flush_soon(self) -> None:
+        """The node batched an announcement: send the batch once this turn of the loop is over."""
+        if not self.gate.busy:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if not self.gate.busy:
+            self._carry_out(self.node.flush())
+
+    def _carry_out_all(self) -> None:
+        """After a validation, on the loop: what the node decided meanwhile."""
+        self._carry_out(self.node.flush())
 
     def _carry_out(self, actions) -> None:
         for action in actions:
@@ -232,9 +275,10 @@ class NodeServer:
                 timeout=aiohttp.ClientWSTimeout(ws_close=5))
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             log.debug("dial %s failed: %s", addr, error)
-            self._carry_out(self.node.outbound_failed(addr))
+            await self._call(self.node.outbound_failed, addr)
             return
-        peer_id, actions = self.node.outbound_opened(addr)
+        async with self.gate.held():
+            peer_id, actions = self.node.outbound_opened(addr)
         if peer_id is None:  # a probe: the node only wanted to know that something answers
             self._carry_out(actions)
             await ws.close()
@@ -243,7 +287,8 @@ class NodeServer:
 
     async def _p2p_inbound(self, request: web.Request) -> web.StreamResponse:
         host, port = request.transport.get_extra_info("peername")[:2]
-        peer_id, actions = self.node.inbound_opened(f"{host}:{port}")
+        async with self.gate.held():
+            peer_id, actions = self.node.inbound_opened(f"{host}:{port}")
         if peer_id is None:
             self._carry_out(actions)
             return web.Response(status=503, text="too many connections\n")
@@ -251,17 +296,19 @@ class NodeServer:
         try:
             await ws.prepare(request)
         except BaseException:
-            self._carry_out(self.node.closed(peer_id, "upgrade failed"))
+            await self._call(self.node.closed, peer_id, "upgrade failed")
             raise
         await self._serve_peer(ws, peer_id, actions)
         return ws
 
     async def _serve_peer(self, ws, peer_id: int, actions) -> None:
-        if peer_id not in self.node.peers:  # dropped while the upgrade was under way
+        async with self.gate.held():
+            dropped = peer_id not in self.node.peers  # while the upgrade was under way
+        if dropped:
             self._carry_out(actions)
             await ws.close()
             return
-        link = PeerLink(self.node, ws, peer_id, self._carry_out)
+        link = PeerLink(self.node, ws, peer_id, self._carry_out, self.gate)
         self._links[peer_id] = link
         self._sockets.add(ws)
         self._carry_out(actions)
@@ -321,6 +368,12 @@ class NodeServer:
             log.exception("RPC %s failed", method)
             return {"error": {"code": -32603, "message": f"internal error: {error}"}}
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """Prometheus's text format; no cookie (read-only, no secret: docs/metrics.md)."""
+        async with self.gate.held():
+            body = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if self.events.subscribers >= MAX_EVENT_SUBSCRIBERS:
             return web.Response(status=503, text=f"/events already has {MAX_EVENT_SUBSCRIBERS} subscribers, "
@@ -366,13 +419,23 @@ class PeerLink:
     node counts those bytes (``Node.sent`` after each write) and, while they
     are over its budget, says it is not ``reading`` this peer: the reader
     then waits, so a peer that does not read what it asked for stops being
-    read, and its requests stop being answered."""
+    read, and its requests stop being answered.
 
-    def __init__(self, node: Node, ws, peer_id: int, carry_out):
+    Every call into the node goes through the gate (``gate.py``): a frame of
+    ``OFFLOAD_CHARS`` or more, or one that names a block (a block, an inv or
+    a getdata of blocks: rare, and a small block may still reorganize the
+    chain), on the validation thread; the rest on the loop. The reader hands
+    over the next frame only when the previous one was handled, so the
+    peer's messages keep their order. ``reading`` alone is asked without the
+    gate: a hint read from two counters, and the frame it lets in still
+    waits for the gate."""
+
+    def __init__(self, node: Node, ws, peer_id: int, carry_out, gate: NodeGate):
         self.node = node
         self.ws = ws
         self.peer_id = peer_id
         self.carry_out = carry_out
+        self.gate = gate
         self.outbox: asyncio.Queue = asyncio.Queue()  # bounded in bytes by the node's send budget
         self.readable = asyncio.Event()
         self.reason: str | None = None  # set once the link is closing
@@ -392,11 +455,12 @@ class PeerLink:
         try:
             while (text := await self.outbox.get()) is not None:
                 await self.ws.send_str(text)
-                actions = self.node.sent(self.peer_id, len(text))
-                if actions:
-                    self.carry_out(actions)
-                if not self.readable.is_set() and self.node.reading(self.peer_id):
-                    self.readable.set()  # the reader was waiting for the peer to drain
+                async with self.gate.held():
+                    actions = self.node.sent(self.peer_id, len(text))
+                    if actions:
+                        self.carry_out(actions)
+                    if not self.readable.is_set() and self.node.reading(self.peer_id):
+                        self.readable.set()  # the reader was waiting for the peer to drain
             await self.ws.close()
         except (aiohttp.ClientError, ConnectionError) as error:
             self.close(f"connection error: {error}")
@@ -424,20 +488,31 @@ class PeerLink:
                 if self.reason is not None:
                     break
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    self.carry_out(node.frame(peer_id, msg.data))
+                    await self._frame(msg.data)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
-                    self.carry_out(node.bad_frame(peer_id, "binary frame"))
+                    await self._call(node.bad_frame, "binary frame")
                 elif msg.type == aiohttp.WSMsgType.ERROR:
-                    self.carry_out(node.bad_frame(peer_id, f"bad frame: {ws.exception()}"))
+                    await self._call(node.bad_frame, f"bad frame: {ws.exception()}")
             if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG and self.reason is None:
-                self.carry_out(node.bad_frame(peer_id, "oversize frame"))
+                await self._call(node.bad_frame, "oversize frame")
         except (aiohttp.ClientError, ConnectionError) as error:
             lost = f"connection error: {error}"
         finally:
             self.close(lost)
-            self.carry_out(node.closed(peer_id, self.reason))
+            await self._call(node.closed, self.reason)
             # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a
             # cancellation of this task when the writer is already done.
             await asyncio.wait({writer}, timeout=5)
             writer.cancel()
             await ws.close()
+
+    async def _frame(self, text: str) -> None:
+        if len(text) >= OFFLOAD_CHARS or '"block"' in text:
+            await self.gate.offload(lambda: self.node.frame(self.peer_id, text), self.carry_out)
+        else:
+            await self._call(self.node.frame, text)
+
+    async def _call(self, method, *args) -> None:
+        """``method(peer_id, *args)`` of the node on the loop, once no validation runs."""
+        async with self.gate.held():
+            self.carry_out(method(self.peer_id, *args))

@@ -15,6 +15,8 @@ import asyncio
 import threading
 import time
 
+import aiohttp
+
 from chain.address import encode_address
 from chain.params import REGTEST, Network as Params
 from node import rpc
@@ -38,6 +40,23 @@ async def wait_for(condition, timeout: float = 10.0, what: str = "condition") ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def settle(server: NodeServer) -> None:
+    """Block (on the node's loop) until its validation thread (node/gate.py) is
+    idle: a block a peer sent may still be connecting there. No new work can
+    start there until the caller returns to the loop, so the caller may then
+    read or call the node directly, as a test does."""
+    server.gate.thread.submit(lambda: None).result(60)
+
+
+async def http_rpc(server: NodeServer, method: str, *params, admin: bool = False) -> dict:
+    """One JSON-RPC call over real HTTP (with the cookie when ``admin``); the whole reply."""
+    headers = {"Authorization": f"Bearer {server.token}"} if admin else {}
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"http://{server.node.listen}/rpc", json=body, headers=headers) as response:
+            return await response.json()
 
 
 async def start_node(datadir, peers=(), net: Params = REGTEST, **kwargs) -> NodeServer:
@@ -84,7 +103,10 @@ class Network:
 
     @staticmethod
     def call(server: NodeServer, method: str, *params):
-        """An RPC call straight into the node's method table (raises rpc.RpcError)."""
+        """An RPC call straight into the node's method table (raises rpc.RpcError),
+        once the node's validation thread (node/gate.py) has finished what it
+        was doing: a block a peer sent may still be connecting there."""
+        settle(server)
         return rpc.call(server.node, method, list(params))
 
     async def wait_synced(self, timeout: float = 20.0) -> None:
@@ -113,9 +135,10 @@ class NodeThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def sync(self, function, *args):
-        """``function(*args)`` on the node's thread (SQLite may only be used there)."""
+        """``function(*args)`` on the node's loop, once no validation runs (node/gate.py)."""
         async def call():
-            return function(*args)
+            async with self.server.gate.held():
+                return function(*args)
         return self.run(call())
 
     @property

@@ -43,7 +43,7 @@ from node.peers import MAX_SEND_BYTES, SEND_BUDGET
 from node.server import NodeServer
 
 from .helpers import make_tx, owner
-from .nodes import Network, address, run, start_node, wait_for
+from .nodes import Network, address, run, settle, start_node, wait_for
 
 FEE = 10_000  # units; far above the 1 unit/byte minimum for a one-input tx
 MiB4 = 4 * 1024 * 1024
@@ -71,6 +71,7 @@ async def http_rpc(server, method, *params, admin: bool = False):
 def mature_coins(server, name):
     """(OutPoint, Coin) of ``name`` spendable in the next block and not spent in the mempool,
     oldest first."""
+    settle(server)
     chain = server.node.chain
     next_height = chain.height + 1
     coins = [(op, c) for op, c in chain.store.coins_of(owner(name))
@@ -95,6 +96,7 @@ def peer_keys(server) -> set[str]:
 
 
 def in_chain(server, txid: bytes) -> bool:
+    settle(server)
     return server.node.chain.find_tx(txid) is not None
 
 
@@ -953,6 +955,7 @@ def test_devnet_proof_of_work_mining_in_a_separate_process(tmp_path):
                     await asker  # re-raises an assertion failure of the asker
             assert any(workers_seen), "no worker process: PoW is not in a separate process"
             assert max(latencies) < 1.0, f"RPC took {max(latencies):.2f} s while mining"
+            settle(server)  # the miner may be connecting a block on the validation thread
             height = server.node.chain.height
             assert height >= 2
             target = DEVNET.pow_limit
