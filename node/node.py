@@ -35,6 +35,10 @@ per turn of its event loop (``flush_soon``), so a burst of txs makes one
 ``inv`` per peer, well within the 100 ms of section 7. A peer asks with ``getdata``; we
 never echo an item back to a peer that sent or announced it.
 
+*Logging.* Blocks, peers and bans are logged at info level; txs at debug
+(one line per tx cost a relaying node a tenth of its CPU), summed up at
+info once per ``SUMMARY_SECONDS`` in which there were any.
+
 *Punishment* comes from two places only: a frame that breaks the protocol
 (``messages.Misbehaviour``, or a frame the shell could not hand over as
 text: ``bad_frame``) and a header or block whose reject code the fault
@@ -47,7 +51,7 @@ import json
 import logging
 import random
 import time as _time
-from collections import deque
+from collections import Counter, deque
 
 from chain.address import encode_address
 from chain.block import Block
@@ -82,6 +86,10 @@ HANDSHAKE_SECONDS = 10.0
 PING_SECONDS = 30.0  # a ping this often (Core: 2 minutes; our links are short)
 PING_TIMEOUT = 60.0  # no pong this long after a ping: disconnected, not banned
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
+# Each accepted or refused tx is logged at debug level (an info line per tx
+# cost a relaying node about a tenth of its CPU); at info, one line sums up
+# the txs of the last SUMMARY_SECONDS, when there were any.
+SUMMARY_SECONDS = 10.0
 USER_AGENT = "/toychain:0.1.0/"
 
 
@@ -112,6 +120,8 @@ class Node:
         self._flush_pending = False
         self._outbox: list[Action] = []
         self._next_peer_id = 0
+        self._tx_counts = Counter()  # "rpc", "peers", "rejected": txs since the last summary
+        self._summary_at = clock()
 
     # -- the outbox -------------------------------------------------------------------------
     def _do(self, action: Action) -> None:
@@ -237,7 +247,20 @@ class Node:
         self.orphans.expire(now)
         self._after_mempool_removal(self.mempool.expire(now))
         self._schedule_downloads()
+        self._log_summary(now)
         return self.take_actions()
+
+    def _log_summary(self, now: float) -> None:
+        """The info line about txs, at most every SUMMARY_SECONDS and only after some."""
+        if now - self._summary_at < SUMMARY_SECONDS:
+            return
+        counts, self._tx_counts = self._tx_counts, Counter()
+        if counts:
+            log.info("txs in the last %.0f s: %d accepted (%d from peers, %d by RPC), %d refused; "
+                     "mempool %d txs, %d bytes", now - self._summary_at, counts["peers"] + counts["rpc"],
+                     counts["peers"], counts["rpc"], counts["rejected"], len(self.mempool),
+                     self.mempool.bytes)
+        self._summary_at = now
 
     def limits(self) -> list[tuple[str, int, int]]:
         """Every container this node keeps, as (name, size now, its bound); for
@@ -617,7 +640,8 @@ class Node:
                 self._record_reject("tx", tx.txid, error, source)  # a peer's orphan is kept, not refused
             raise
         self.tx_requests.forget(tx.txid)
-        log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
+        self._tx_counts["rpc" if source == "rpc" else "peers"] += 1
+        log.debug("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
         self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])
         self.announce("tx", tx.txid, skip=relay_skip)
@@ -626,7 +650,10 @@ class Node:
         return fee
 
     def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str) -> None:
-        log.info("rejected %s %s from %s: %s", kind, hash_.hex(), source, error)
+        if kind == "tx":
+            self._tx_counts["rejected"] += 1
+        log.log(logging.DEBUG if kind == "tx" else logging.INFO, "rejected %s %s from %s: %s",
+                kind, hash_.hex(), source, error)
         self.recent_rejects.appendleft({
             "time": int(self.clock()), "kind": kind, "id": hash_.hex(),
             "reject_reason": error.code, "message": error.message, "source": source})
