@@ -17,8 +17,9 @@ can crash the server (HTTP 200 with an error object, never a 500):
 ``answer`` runs the requests one by one and yields to the event loop
 between them, so a batch of 1,000 costs the loop no more than its slowest
 request at a time. Each reply is encoded to bytes as soon as it is made and
-the pieces are sent as they are: one ``json.dumps`` of the whole batch, or
-even one ``join`` of 16 MiB, holds the loop for 100 ms or more. Once a
+the shell sends the pieces in chunks of about 64 kB (one socket write each):
+one ``json.dumps`` of the whole batch, or even one ``join`` of 16 MiB, holds
+the loop for 100 ms or more. Once a
 batch's replies pass ``MAX_BATCH_REPLY_BYTES``, its remaining requests are
 not run and get error -32000 instead (send them again in another batch).
 """
