@@ -30,10 +30,15 @@ Every container is bounded; ``limits`` lists them with their bounds.
 
 *Gossip.* Every tx accepted to the mempool and every block connected is
 announced by ``inv`` to each peer not known to have it. Announcements are
-batched: the simulator sends them after each event; the aiohttp shell once
-per turn of its event loop (``flush_soon``), so a burst of txs makes one
-``inv`` per peer, well within the 100 ms of section 7. A peer asks with ``getdata``; we
-never echo an item back to a peer that sent or announced it.
+batched: a shell that sets ``flush_at`` (the aiohttp shell and the
+simulator) is asked to call ``flush`` at a time the node picks: at once
+when the last batch went out ``INV_INTERVAL`` ago or more, else that long
+after it. So a lone tx is announced at once, and under load each peer gets
+at most one ``inv`` per interval holding everything since (Core trickles
+txs every few seconds; we stay far within the 100 ms of section 7), which
+also makes the ``getdata`` answers bigger and fewer. Without ``flush_at``
+they go out with the actions of the event that made them. A peer asks with
+``getdata``; we never echo an item back to a peer that sent or announced it.
 
 *Logging.* Blocks, peers and bans are logged at info level; txs at debug
 (one line per tx cost a relaying node a tenth of its CPU), summed up at
@@ -86,6 +91,10 @@ HANDSHAKE_SECONDS = 10.0
 PING_SECONDS = 30.0  # a ping this often (Core: 2 minutes; our links are short)
 PING_TIMEOUT = 60.0  # no pong this long after a ping: disconnected, not banned
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
+# At most one batch of announcements per this many seconds (each peer gets at
+# most one inv per batch). A lone tx waits for none: only one that follows
+# another within the interval does, for the rest of it.
+INV_INTERVAL = 0.005
 # Each accepted or refused tx is logged at debug level (an info line per tx
 # cost a relaying node about a tenth of its CPU); at info, one line sums up
 # the txs of the last SUMMARY_SECONDS, when there were any.
@@ -116,8 +125,9 @@ class Node:
         self.recent_rejects: deque[dict] = deque(maxlen=MAX_RECENT_REJECTS)
         self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
         self.on_actions = None  # set by the shell: called when the outbox stops being empty
-        self.flush_soon = None  # set by a shell that batches announcements: call flush() soon
-        self._flush_pending = False
+        self.flush_at = None  # set by a shell that batches announcements: call flush() at clock() time t
+        self._flush_due: float | None = None  # when the pending batch goes out (asked of the shell)
+        self._flushed_at = float("-inf")  # when the last batch went out
         self._outbox: list[Action] = []
         self._next_peer_id = 0
         self._tx_counts = Counter()  # "rpc", "peers", "rejected": txs since the last summary
@@ -141,15 +151,16 @@ class Node:
 
     def take_actions(self) -> list[Action]:
         """Everything decided since the last call, in order; announcements too,
-        unless the shell batches them (``flush_soon``)."""
-        if self.flush_soon is None:
+        unless the shell batches them (``flush_at``)."""
+        if self.flush_at is None:
             self._flush_announcements()
         actions, self._outbox = self._outbox, []
         return actions
 
     def flush(self) -> list[Action]:
         """The announcements batched since the last flush, and what else is pending."""
-        self._flush_pending = False
+        self._flush_due = None
+        self._flushed_at = self.clock()
         self._flush_announcements()
         actions, self._outbox = self._outbox, []
         return actions
@@ -506,14 +517,16 @@ class Node:
 
     # -- announcements --------------------------------------------------------------------------
     def announce(self, kind: str, hash_: bytes, skip: Peer | None = None) -> None:
+        queued = False
         for peer in self.peers.values():
             if peer is skip or not peer.handshake_done or peer.knows(kind, hash_):
                 continue
             peer.mark_known(kind, hash_)
             peer.pending_inv.append((kind, hash_))
-        if self.flush_soon is not None and not self._flush_pending:
-            self._flush_pending = True
-            self.flush_soon()
+            queued = True
+        if queued and self.flush_at is not None and self._flush_due is None:
+            self._flush_due = max(self.clock(), self._flushed_at + INV_INTERVAL)
+            self.flush_at(self._flush_due)
 
     def _flush_announcements(self) -> None:
         for peer in self.peers.values():

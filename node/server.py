@@ -114,8 +114,8 @@ class NodeServer:
         self.events = EventBus()
         self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
         self.node.on_actions = self._actions_pending
-        self.node.flush_soon = lambda: asyncio.get_running_loop().call_soon(
-            lambda: self._carry_out(self.node.flush()))
+        self.node.flush_at = lambda when: asyncio.get_running_loop().call_later(
+            max(0.0, when - self.node.clock()), lambda: self._carry_out(self.node.flush()))
         self._links: dict[int, PeerLink] = {}
         self.session = aiohttp.ClientSession(  # for dialling peers: a dial must not hang
             timeout=aiohttp.ClientTimeout(total=None, connect=DIAL_TIMEOUT, sock_connect=DIAL_TIMEOUT))

@@ -15,7 +15,7 @@ from chain.address import encode_address
 from chain.mining import mine_block
 from chain.tx import TxOut
 from node import rpc
-from node.node import SUMMARY_SECONDS
+from node.node import INV_INTERVAL, SUMMARY_SECONDS
 from sim import invariants
 from sim.funding import owner, pay
 from sim.scenarios import FEE, World
@@ -224,3 +224,39 @@ def test_txs_are_logged_at_debug_and_summed_up_at_info_every_summary_period(capl
     assert not any("accepted tx" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     sim.run_for(2 * SUMMARY_SECONDS)  # no txs since: no more summaries
     assert sum("txs in the last" in r.getMessage() for r in caplog.records) == 3
+
+
+# -- announcements: batched per INV_INTERVAL --------------------------------------------------------
+
+def test_announcements_are_batched_per_interval_and_reach_every_peer():
+    """A lone tx is announced at once; txs that follow within INV_INTERVAL wait
+    for the rest of it and go out together: one inv per peer per batch, and
+    every peer gets (and fetches) every tx."""
+    world = World.build(25, 5)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    hub = max(nodes, key=lambda n: len(n.sides))
+    neighbours = [side.remote for side in hub.sides]
+    assert len(neighbours) >= 2
+    invs_before = {n: n.received[hub.name, "inv"] for n in neighbours}
+
+    lone, start = world.payment(), sim.now
+    assert hub.submit(lone)
+    sim.run_for(0)
+    assert hub.inv_flushes[-1] == start  # nothing went out lately: at once
+    assert {n: n.received[hub.name, "inv"] - invs_before[n] for n in neighbours} == {n: 0 for n in neighbours}
+    burst = [world.payment() for _ in range(6)]
+    sim.run_for(INV_INTERVAL / 5)
+    for tx in burst[:3]:
+        assert hub.submit(tx)
+    sim.run_for(INV_INTERVAL / 5)
+    for tx in burst[3:]:
+        assert hub.submit(tx)
+    everything = [lone, *burst]
+    assert sim.run_for(3, lambda: all(tx.txid in n.mempool for n in nodes for tx in everything))
+    batches = [t for t in hub.inv_flushes if t >= start]
+    assert batches[:2] == [start, start + INV_INTERVAL]  # the burst: one batch, an interval after the first
+    for n in neighbours:
+        assert n.received[hub.name, "inv"] - invs_before[n] == 2, "one inv per batch to each peer"
+    frames = {n: sum(c for (sender, kind), c in n.received.items() if kind == "tx") for n in nodes}
+    assert all(count == len(everything) for n, count in frames.items() if n is not hub), frames
