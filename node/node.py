@@ -52,7 +52,6 @@ refusal, an invalid loose transaction, an orphan, a too-new or mutated
 block are never punished.
 """
 
-import json
 import logging
 import random
 import time as _time
@@ -65,6 +64,7 @@ from chain.errors import ORPHAN, PUNISH, REMEMBER, RuleError
 from chain.tx import Tx
 
 from . import messages as m
+from . import wirejson
 from .actions import Action, Close, Dial, Publish, Send, Stop
 from .addrman import AddrBook
 from .banlist import MAX_BANS, BanList, ListenClaims
@@ -142,7 +142,7 @@ class Node:
     def _send(self, peer: Peer, message: dict) -> None:
         if peer.id not in self.peers:
             return
-        text = json.dumps(message, separators=(",", ":"))
+        text = wirejson.dumps(message).decode()
         peer.send_queued += len(text)
         self._do(Send(peer.id, text))
 

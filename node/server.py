@@ -23,7 +23,6 @@ a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``.
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import secrets
@@ -363,7 +362,7 @@ class NodeServer:
                 event = getter.result()
                 if event is None:
                     break
-                await ws.send_str(json.dumps(event))
+                await ws.send_str(event)
         except (ConnectionError, aiohttp.ClientError):
             pass
         finally:

@@ -139,7 +139,7 @@ class Events:
 
     def of(self, kind: str) -> list[dict]:
         while not self.queue.empty():
-            self.seen.append(self.queue.get_nowait())
+            self.seen.append(json.loads(self.queue.get_nowait()))
         return [e for e in self.seen if e["event"] == kind]
 
 
