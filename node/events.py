@@ -1,12 +1,16 @@
 """The event bus behind ``/events``: every subscriber gets every event.
 
-Each subscriber has a bounded queue; one that falls too far behind is
-dropped (its queue gets ``None``), so a slow browser tab can never make the
-node buffer without limit or block the event loop.
+Each event is encoded to JSON text once, when it is published, and that
+text goes to every subscriber. Each subscriber has a bounded queue; one
+that falls too far behind is dropped (its queue gets ``None``), so a slow
+browser tab can never make the node buffer without limit or block the
+event loop.
 """
 
 import asyncio
 import time
+
+from . import wirejson
 
 QUEUE_LIMIT = 10_000
 
@@ -28,7 +32,9 @@ class EventBus:
         self._subscribers.discard(queue)
 
     def publish(self, event: str, **fields) -> None:
-        message = {"event": event, "time": int(time.time()), **fields}
+        if not self._subscribers:
+            return
+        message = wirejson.dumps({"event": event, "time": int(time.time()), **fields}).decode()
         for queue in list(self._subscribers):
             if queue.qsize() >= QUEUE_LIMIT:
                 self._subscribers.discard(queue)

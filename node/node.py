@@ -30,10 +30,19 @@ Every container is bounded; ``limits`` lists them with their bounds.
 
 *Gossip.* Every tx accepted to the mempool and every block connected is
 announced by ``inv`` to each peer not known to have it. Announcements are
-batched: the simulator sends them after each event; the aiohttp shell once
-per turn of its event loop (``flush_soon``), so a burst of txs makes one
-``inv`` per peer, well within the 100 ms of section 7. A peer asks with ``getdata``; we
-never echo an item back to a peer that sent or announced it.
+batched: a shell that sets ``flush_at`` (the aiohttp shell and the
+simulator) is asked to call ``flush`` at a time the node picks: at once
+when the last batch went out ``INV_INTERVAL`` ago or more, else that long
+after it. So a lone tx is announced at once, and under load each peer gets
+at most one ``inv`` per interval holding everything since (Core trickles
+txs every few seconds; we stay far within the 100 ms of section 7), which
+also makes the ``getdata`` answers bigger and fewer. Without ``flush_at``
+they go out with the actions of the event that made them. A peer asks with
+``getdata``; we never echo an item back to a peer that sent or announced it.
+
+*Logging.* Blocks, peers and bans are logged at info level; txs at debug
+(one line per tx cost a relaying node a tenth of its CPU), summed up at
+info once per ``SUMMARY_SECONDS`` in which there were any.
 
 *Punishment* comes from two places only: a frame that breaks the protocol
 (``messages.Misbehaviour``, or a frame the shell could not hand over as
@@ -43,10 +52,10 @@ refusal, an invalid loose transaction, an orphan, a too-new or mutated
 block are never punished.
 """
 
-import json
 import logging
 import random
 import time as _time
+from collections import Counter
 
 from chain.address import encode_address
 from chain.block import Block
@@ -55,6 +64,7 @@ from chain.errors import ORPHAN, PUNISH, REMEMBER, RuleError
 from chain.tx import Tx
 
 from . import messages as m
+from . import wirejson
 from .actions import Action, Close, Dial, Publish, Send, Stop
 from .addrman import AddrBook
 from .banlist import MAX_BANS, BanList, ListenClaims
@@ -81,6 +91,14 @@ HANDSHAKE_SECONDS = 10.0
 PING_SECONDS = 30.0  # a ping this often (Core: 2 minutes; our links are short)
 PING_TIMEOUT = 60.0  # no pong this long after a ping: disconnected, not banned
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
+# At most one batch of announcements per this many seconds (each peer gets at
+# most one inv per batch). A lone tx waits for none: only one that follows
+# another within the interval does, for the rest of it.
+INV_INTERVAL = 0.005
+# Each accepted or refused tx is logged at debug level (an info line per tx
+# cost a relaying node about a tenth of its CPU); at info, one line sums up
+# the txs of the last SUMMARY_SECONDS, when there were any.
+SUMMARY_SECONDS = 10.0
 USER_AGENT = "/toychain:0.1.0/"
 
 
@@ -107,13 +125,16 @@ class Node:
         self.recent_rejects = RecentRejects()  # with the refused txs' bytes, for explaintransaction
         self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
         self.on_actions = None  # set by the shell: called when the outbox stops being empty
-        self.flush_soon = None  # set by a shell that batches announcements: call flush() soon
+        self.flush_at = None  # set by a shell that batches announcements: call flush() at clock() time t
+        self._flush_due: float | None = None  # when the pending batch goes out (asked of the shell)
+        self._flushed_at = float("-inf")  # when the last batch went out
         # set by a shell that keeps metrics: observe(kind, seconds, code) after each tx check
         # ("tx"; code None when accepted) and each block ("block"; code None)
         self.observe = None
-        self._flush_pending = False
         self._outbox: list[Action] = []
         self._next_peer_id = 0
+        self._tx_counts = Counter()  # "rpc", "peers", "rejected": txs since the last summary
+        self._summary_at = clock()
 
     # -- the outbox -------------------------------------------------------------------------
     def _do(self, action: Action) -> None:
@@ -124,7 +145,7 @@ class Node:
     def _send(self, peer: Peer, message: dict) -> None:
         if peer.id not in self.peers:
             return
-        text = json.dumps(message, separators=(",", ":"))
+        text = wirejson.dumps(message).decode()
         peer.send_queued += len(text)
         self._do(Send(peer.id, text))
 
@@ -133,15 +154,16 @@ class Node:
 
     def take_actions(self) -> list[Action]:
         """Everything decided since the last call, in order; announcements too,
-        unless the shell batches them (``flush_soon``)."""
-        if self.flush_soon is None:
+        unless the shell batches them (``flush_at``)."""
+        if self.flush_at is None:
             self._flush_announcements()
         actions, self._outbox = self._outbox, []
         return actions
 
     def flush(self) -> list[Action]:
         """The announcements batched since the last flush, and what else is pending."""
-        self._flush_pending = False
+        self._flush_due = None
+        self._flushed_at = self.clock()
         self._flush_announcements()
         actions, self._outbox = self._outbox, []
         return actions
@@ -239,7 +261,20 @@ class Node:
         self.orphans.expire(now)
         self._after_mempool_removal(self.mempool.expire(now))
         self._schedule_downloads()
+        self._log_summary(now)
         return self.take_actions()
+
+    def _log_summary(self, now: float) -> None:
+        """The info line about txs, at most every SUMMARY_SECONDS and only after some."""
+        if now - self._summary_at < SUMMARY_SECONDS:
+            return
+        counts, self._tx_counts = self._tx_counts, Counter()
+        if counts:
+            log.info("txs in the last %.0f s: %d accepted (%d from peers, %d by RPC), %d refused; "
+                     "mempool %d txs, %d bytes", now - self._summary_at, counts["peers"] + counts["rpc"],
+                     counts["peers"], counts["rpc"], counts["rejected"], len(self.mempool),
+                     self.mempool.bytes)
+        self._summary_at = now
 
     def limits(self) -> list[tuple[str, int, int]]:
         """Every container this node keeps, as (name, size now, its bound); for
@@ -486,14 +521,16 @@ class Node:
 
     # -- announcements --------------------------------------------------------------------------
     def announce(self, kind: str, hash_: bytes, skip: Peer | None = None) -> None:
+        queued = False
         for peer in self.peers.values():
             if peer is skip or not peer.handshake_done or peer.knows(kind, hash_):
                 continue
             peer.mark_known(kind, hash_)
             peer.pending_inv.append((kind, hash_))
-        if self.flush_soon is not None and not self._flush_pending:
-            self._flush_pending = True
-            self.flush_soon()
+            queued = True
+        if queued and self.flush_at is not None and self._flush_due is None:
+            self._flush_due = max(self.clock(), self._flushed_at + INV_INTERVAL)
+            self.flush_at(self._flush_due)
 
     def _flush_announcements(self) -> None:
         for peer in self.peers.values():
@@ -620,7 +657,8 @@ class Node:
                 self._record_reject("tx", tx.txid, error, source, tx.raw)  # a peer's orphan is kept, not refused
             raise
         self.tx_requests.forget(tx.txid)
-        log.info("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
+        self._tx_counts["rpc" if source == "rpc" else "peers"] += 1
+        log.debug("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
         self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])
         self.announce("tx", tx.txid, skip=relay_skip)
@@ -643,7 +681,10 @@ class Node:
 
     def _record_reject(self, kind: str, hash_: bytes, error: RuleError, source: str,
                        raw: bytes | None = None) -> None:
-        log.info("rejected %s %s from %s: %s", kind, hash_.hex(), source, error)
+        if kind == "tx":
+            self._tx_counts["rejected"] += 1
+        log.log(logging.DEBUG if kind == "tx" else logging.INFO, "rejected %s %s from %s: %s",
+                kind, hash_.hex(), source, error)
         self.recent_rejects.add({
             "time": int(self.clock()), "kind": kind, "id": hash_.hex(),
             "reject_reason": error.code, "message": error.message, "source": source}, raw)

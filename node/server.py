@@ -31,11 +31,11 @@ no cookie, like Core's node exporters: read-only and holding no secret).
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -75,6 +75,9 @@ MAX_EVENT_SUBSCRIBERS = 64   # /events clients: a dashboard tab holds one per no
 MAX_CONCURRENT_BATCHES = 4   # batches run at once (each up to 16 MiB of replies); single calls never wait
 SHUTDOWN_SECONDS = 5.0       # how long stop() lets requests in progress finish
 SWITCH_SECONDS = 0.001      # GIL switch interval (Python: 5 ms): the most the loop waits for it (gate.py)
+BURST_BYTES = 256 * 1024     # frames a peer link writes under one TCP_CORK (PeerLink)
+TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
+REPLY_CHUNK = 64 * 1024      # bytes of a batch's replies joined into one write (a join this size takes microseconds)
 
 
 def write_cookie(datadir: Path) -> str:
@@ -128,7 +131,7 @@ class NodeServer:
         self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
         self.gate = NodeGate(after=self._carry_out_all)
         self.node.on_actions = self._actions_pending
-        self.node.flush_soon = self._flush_soon
+        self.node.flush_at = self._flush_at
         self.lag = LoopLagMonitor()
         self.metrics = NodeMetrics(self.node, self.gate, self.lag)
         self.lag.observe = self.metrics.loop_lag.observe
@@ -234,10 +237,11 @@ class NodeServer:
         if not self.gate.busy:  # else the validation thread has the node: ``after`` drains
             self._carry_out(self.node.take_actions())
 
-    def _flush_soon(self) -> None:
-        """The node batched an announcement: send the batch once this turn of the loop is over."""
+    def _flush_at(self, when: float) -> None:
+        """The node batched an announcement: send the batch at ``when`` (its clock).
+        On the validation thread nothing is scheduled: the gate's ``after`` sends it."""
         if not self.gate.busy:
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_later(max(0.0, when - self.node.clock()), self._flush)
 
     def _flush(self) -> None:
         if not self.gate.busy:
@@ -321,8 +325,11 @@ class NodeServer:
     # -- RPC and events -------------------------------------------------------------------------
     async def _rpc(self, request: web.Request) -> web.Response:
         try:
-            async with asyncio.timeout(BODY_SECONDS):
+            if request.content.is_eof():  # all here (a small body comes with its headers): no wait
                 raw = await request.read()
+            else:
+                async with asyncio.timeout(BODY_SECONDS):
+                    raw = await request.read()
             body = jsonrpc.parse(raw)
         except TimeoutError:
             return web.Response(status=408, text=f"the request body did not arrive within {BODY_SECONDS:g} s\n")
@@ -343,16 +350,24 @@ class NodeServer:
 
     @staticmethod
     def _reply(reply: dict | list[bytes], status: int = 200) -> web.Response:
-        """One error object, or the pieces of an answer, sent one by one (chunked)."""
+        """One error object, or the pieces of an answer, sent in chunks of about
+        REPLY_CHUNK bytes (one socket write each, never one join of the whole)."""
         if isinstance(reply, dict):
             return web.Response(body=jsonrpc.encode(reply), status=status, content_type="application/json")
         if len(reply) == 1:
             return web.Response(body=reply[0], content_type="application/json")
 
-        async def pieces():
+        async def chunks():
+            chunk, size = [], 0
             for piece in reply:
-                yield piece
-        return web.Response(body=pieces(), content_type="application/json")
+                chunk.append(piece)
+                size += len(piece)
+                if size >= REPLY_CHUNK:
+                    yield b"".join(chunk)
+                    chunk, size = [], 0
+            if chunk:
+                yield b"".join(chunk)
+        return web.Response(body=chunks(), content_type="application/json")
 
     def _authorized(self, request: web.Request) -> bool:
         supplied = request.headers.get("Authorization", "")
@@ -401,7 +416,7 @@ class NodeServer:
                 event = getter.result()
                 if event is None:
                     break
-                await ws.send_str(json.dumps(event))
+                await ws.send_str(event)
         except (ConnectionError, aiohttp.ClientError):
             pass
         finally:
@@ -412,6 +427,18 @@ class NodeServer:
         return ws
 
 
+def _cork(sock, on: bool) -> bool:
+    """Hold back (True) or let go (False) a TCP socket's partial packets; False
+    where that cannot be done (no TCP_CORK, no socket): writes then go as they are."""
+    if sock is None or TCP_CORK is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
+    except OSError:
+        return False
+    return True
+
+
 class PeerLink:
     """One open WebSocket to a peer: a reader feeding the node, a writer draining the outbox.
 
@@ -420,6 +447,13 @@ class PeerLink:
     are over its budget, says it is not ``reading`` this peer: the reader
     then waits, so a peer that does not read what it asked for stops being
     read, and its requests stop being answered.
+
+    Writes are coalesced: the writer takes every frame queued by then (at
+    most ``BURST_BYTES``) and, when there are several, holds the socket's
+    packets back (Linux ``TCP_CORK``) until the last is written, so a
+    ``getdata`` answered with 100 txs leaves in a few TCP segments, not 100,
+    and the peer reads them in one go. Frames still go one by one, in order,
+    and each is reported to the node (``Node.sent``) as before.
 
     Every call into the node goes through the gate (``gate.py``): a frame of
     ``OFFLOAD_CHARS`` or more, or one that names a block (a block, an inv or
@@ -451,16 +485,40 @@ class PeerLink:
             self.outbox.put_nowait(None)
             self.readable.set()
 
+    def _burst(self, first: str) -> list[str | None]:
+        """``first`` and the frames queued behind it, up to BURST_BYTES (a
+        ``None``, the close, ends the burst)."""
+        burst, size = [first], len(first)
+        while size < BURST_BYTES and not self.outbox.empty():
+            text = self.outbox.get_nowait()
+            burst.append(text)
+            if text is None:
+                break
+            size += len(text)
+        return burst
+
     async def _write(self) -> None:
+        sock = self.ws.get_extra_info("socket")
         try:
             while (text := await self.outbox.get()) is not None:
-                await self.ws.send_str(text)
-                async with self.gate.held():
-                    actions = self.node.sent(self.peer_id, len(text))
-                    if actions:
-                        self.carry_out(actions)
-                    if not self.readable.is_set() and self.node.reading(self.peer_id):
-                        self.readable.set()  # the reader was waiting for the peer to drain
+                burst = self._burst(text)
+                corked = len(burst) > 1 and _cork(sock, True)
+                try:
+                    for text in burst:
+                        if text is None:
+                            break
+                        await self.ws.send_str(text)
+                        async with self.gate.held():
+                            actions = self.node.sent(self.peer_id, len(text))
+                            if actions:
+                                self.carry_out(actions)
+                finally:
+                    if corked:
+                        _cork(sock, False)
+                if not self.readable.is_set() and self.node.reading(self.peer_id):
+                    self.readable.set()  # the reader was waiting for the peer to drain
+                if text is None:
+                    break
             await self.ws.close()
         except (aiohttp.ClientError, ConnectionError) as error:
             self.close(f"connection error: {error}")

@@ -5,7 +5,8 @@ sockets: a ``ChainState`` on an in-memory SQLite copy of a funded regtest
 chain (``funding.py``), a ``Mempool`` and a ``Node``, all reading the
 simulation's clock. It plays the shell's part: frames from the network go
 to ``Node.frame``, and the node's actions are carried out on the simulated
-network (``Send`` on the connection, ``Close``, ``Dial``); published events
+network (``Send`` on the connection, ``Close``, ``Dial``; announcements
+when the node asks, ``flush_at``, as the real shell does); published events
 are kept, for the invariants and tests, in ``accepted`` (txid -> first
 acceptance time), ``events`` (a count per kind) and ``published``. ``Node.timer`` runs every
 ``TIMER_SECONDS`` of simulated time, as in ``server.py``.
@@ -54,6 +55,8 @@ class HonestNode(Endpoint):
         self.banned_honest: list[tuple[str, str]] = []  # (peer, reason): must stay empty
         self.after_apply = None  # called with this node after each batch of actions (invariants)
         self.after_timer = None  # called with this node after each of its timer ticks (invariants)
+        self.node.flush_at = lambda when: sim.at(when, self._flush)  # announcements, batched as in server.py
+        self.inv_flushes: list[float] = []  # when each batch of announcements went out
         sim.every(TIMER_SECONDS, self._tick, first=sim.now + sim.rng.uniform(0, TIMER_SECONDS))
 
     # -- the shell's part ----------------------------------------------------------------------
@@ -61,6 +64,10 @@ class HonestNode(Endpoint):
         self.apply(self.node.timer())
         if self.after_timer is not None:
             self.after_timer(self)
+
+    def _flush(self) -> None:
+        self.inv_flushes.append(self.sim.now)
+        self.apply(self.node.flush())
 
     def apply(self, actions) -> None:
         for action in actions:

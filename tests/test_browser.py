@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from node import rpc
-from node.http_guard import BrowserPolicy, normalize_origin
+from node.http_guard import MAX_GOOD_HOSTS, BrowserPolicy, normalize_origin
 
 from .helpers import make_tx, owner
 from .nodes import address, run, start_node, wait_for
@@ -246,3 +246,15 @@ def test_allow_origin_must_be_an_origin(tmp_path):
     assert result.returncode == 2
     assert "Invalid value for --allow-origin: 'http://127.0.0.1:8431/dashboard' is not an origin" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "d").exists()
+
+
+def test_accepted_hosts_are_remembered_at_most_max_good_hosts_and_refused_ones_never():
+    policy = BrowserPolicy("127.0.0.1", 8331)
+    spellings = ["".join(c.upper() if (n >> i) & 1 else c for i, c in enumerate("localhost")) + ":8331"
+                 for n in range(MAX_GOOD_HOSTS + 5)]
+    assert all(policy.host_refusal(host) is None for host in spellings)
+    assert policy._good_hosts == set(spellings[:MAX_GOOD_HOSTS])
+    assert all(policy.host_refusal(host) is None for host in spellings)  # the rest are parsed each time
+    for host in ("evil.example:8331", "127.0.0.1:8332", "127.0.0.1:8331/x"):
+        assert policy.host_refusal(host) and policy.host_refusal(host), host
+    assert len(policy._good_hosts) == MAX_GOOD_HOSTS and "evil.example:8331" not in policy._good_hosts

@@ -40,6 +40,7 @@ from chain.tx import OutPoint, Tx, TxOut
 from node import messages, rpc
 from node.node import HANDLERS, MAX_INBOUND
 from node.peers import MAX_SEND_BYTES, SEND_BUDGET
+from node import server as node_server
 from node.server import NodeServer
 
 from .helpers import make_tx, owner
@@ -140,7 +141,7 @@ class Events:
 
     def of(self, kind: str) -> list[dict]:
         while not self.queue.empty():
-            self.seen.append(self.queue.get_nowait())
+            self.seen.append(json.loads(self.queue.get_nowait()))
         return [e for e in self.seen if e["event"] == kind]
 
 
@@ -699,6 +700,46 @@ def test_peer_that_never_reads_is_paused_at_the_send_budget_and_resumed(tmp_path
                     assert msg is not None, "the node closed the connection"
                     headers += msg["type"] == "headers"
                 assert len(answered) == 120 and server.node.banlist.bans == {}
+            finally:
+                await peer.close()
+    run(scenario())
+
+
+def test_frames_queued_together_are_written_in_one_corked_burst_in_order(tmp_path, unused_listen,
+                                                                         monkeypatch):
+    """A getdata for 60 blocks is answered by 60 frames queued at once: the peer
+    link writes them as one burst under TCP_CORK (PeerLink), in the order asked,
+    each counted off the peer's send queue (which ends at 0: the budget sees every byte)."""
+    corks = []
+    real_cork = node_server._cork
+
+    def recording_cork(sock, on):
+        done = real_cork(sock, on)
+        corks.append((on, done))
+        return done
+    monkeypatch.setattr(node_server, "_cork", recording_cork)
+
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            (server,) = net.nodes
+            hashes = call(server, "generatetoaddress", 60, address("alice"))
+            key = unused_listen()
+            peer = await RawPeer.open(server, key)
+            try:
+                await peer.handshake()
+                (theirs,) = [p for p in server.node.peers.values() if p.listen == key]
+                corks.clear()
+                await peer.send({"type": "getdata", "items": [["block", h] for h in hashes]})
+                got = []
+                while len(got) < len(hashes):
+                    msg = await peer.recv()
+                    assert msg is not None, "the node closed the connection"
+                    if msg["type"] == "block":
+                        got.append(Block.decode(bytes.fromhex(msg["block"])).hash.hex())
+                assert got == hashes
+                await wait_for(lambda: theirs.send_queued == 0, 10, "the send queue to drain")
+                assert corks and corks[0] == (True, True), corks
+                assert corks.count((True, True)) == corks.count((False, True))
             finally:
                 await peer.close()
     run(scenario())

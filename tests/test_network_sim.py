@@ -7,12 +7,15 @@ real sockets show (frames, the shell, restarts, mining processes) stays in
 tests/test_network.py.
 """
 
+import logging
+
 import pytest
 
 from chain.address import encode_address
 from chain.mining import mine_block
 from chain.tx import TxOut
 from node import rpc
+from node.node import INV_INTERVAL, SUMMARY_SECONDS
 from sim import invariants
 from sim.funding import owner, pay
 from sim.scenarios import FEE, World
@@ -193,3 +196,67 @@ def test_same_coin_spent_at_two_nodes_ends_with_one_spend_everywhere():
     loser_end = n1 if loser == to_bob.txid else n3
     assert [(e["txid"], e["reason"]) for e in loser_end.of("tx_removed")] == [(loser.hex(), "conflict")]
     invariants.check_end(world.honest, world.txs)
+
+
+# -- logging: one info line about txs per SUMMARY_SECONDS ------------------------------------------
+
+def test_txs_are_logged_at_debug_and_summed_up_at_info_every_summary_period(caplog):
+    """Each accepted or refused tx is a debug line; at info level one line per
+    SUMMARY_SECONDS counts them, from peers and by RPC, and says what the mempool holds."""
+    world = World.build(24, 3, line=True)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    caplog.set_level(logging.DEBUG, logger="toychain")
+    first, second = world.payment(), world.payment()
+    assert nodes[0].submit(first) and nodes[0].submit(second)
+    assert not nodes[0].submit(first)  # txn-already-in-mempool: a refusal
+    assert sim.run_for(2, lambda: all(second.txid in n.mempool for n in nodes))
+    assert sim.run_for(SUMMARY_SECONDS + 1.5,
+                       lambda: sum("txs in the last" in r.getMessage() for r in caplog.records) == 3)
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert sum(line.startswith(f"accepted tx {first.txid.hex()} from ") for line in debug) == 3
+    assert sum(line.startswith(f"rejected tx {first.txid.hex()} from rpc: txn-already-in-mempool") for line in debug) == 1
+    summaries = {r.getMessage().split("txs in the last ")[1].split(" s: ")[1]
+                 for r in caplog.records if r.levelno == logging.INFO and "txs in the last" in r.getMessage()}
+    size = first.size + second.size
+    assert summaries == {f"2 accepted (0 from peers, 2 by RPC), 1 refused; mempool 2 txs, {size} bytes",
+                         f"2 accepted (2 from peers, 0 by RPC), 0 refused; mempool 2 txs, {size} bytes"}
+    assert not any("accepted tx" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    sim.run_for(2 * SUMMARY_SECONDS)  # no txs since: no more summaries
+    assert sum("txs in the last" in r.getMessage() for r in caplog.records) == 3
+
+
+# -- announcements: batched per INV_INTERVAL --------------------------------------------------------
+
+def test_announcements_are_batched_per_interval_and_reach_every_peer():
+    """A lone tx is announced at once; txs that follow within INV_INTERVAL wait
+    for the rest of it and go out together: one inv per peer per batch, and
+    every peer gets (and fetches) every tx."""
+    world = World.build(25, 5)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    hub = max(nodes, key=lambda n: len(n.sides))
+    neighbours = [side.remote for side in hub.sides]
+    assert len(neighbours) >= 2
+    invs_before = {n: n.received[hub.name, "inv"] for n in neighbours}
+
+    lone, start = world.payment(), sim.now
+    assert hub.submit(lone)
+    sim.run_for(0)
+    assert hub.inv_flushes[-1] == start  # nothing went out lately: at once
+    assert {n: n.received[hub.name, "inv"] - invs_before[n] for n in neighbours} == {n: 0 for n in neighbours}
+    burst = [world.payment() for _ in range(6)]
+    sim.run_for(INV_INTERVAL / 5)
+    for tx in burst[:3]:
+        assert hub.submit(tx)
+    sim.run_for(INV_INTERVAL / 5)
+    for tx in burst[3:]:
+        assert hub.submit(tx)
+    everything = [lone, *burst]
+    assert sim.run_for(3, lambda: all(tx.txid in n.mempool for n in nodes for tx in everything))
+    batches = [t for t in hub.inv_flushes if t >= start]
+    assert batches[:2] == [start, start + INV_INTERVAL]  # the burst: one batch, an interval after the first
+    for n in neighbours:
+        assert n.received[hub.name, "inv"] - invs_before[n] == 2, "one inv per batch to each peer"
+    frames = {n: sum(c for (sender, kind), c in n.received.items() if kind == "tx") for n in nodes}
+    assert all(count == len(everything) for n, count in frames.items() if n is not hub), frames
