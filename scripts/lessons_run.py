@@ -72,7 +72,8 @@ def first_difference(committed, executed) -> str | None:
     if len(old) != len(new):
         return f"{len(old)} code cells committed, {len(new)} executed"
     for number, (a, b) in enumerate(zip(old, new), start=1):
-        if a != b:
+        # joined: the kernel may split one printed text into several stream outputs
+        if "".join(a) != "".join(b):
             was, now = "".join(a).splitlines(), "".join(b).splitlines()
             line = next((i for i, (x, y) in enumerate(zip(was, now)) if x != y), min(len(was), len(now)))
             return (f"code cell {number}, line {line + 1}: committed "

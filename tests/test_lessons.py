@@ -61,6 +61,20 @@ def test_a_stale_output_is_caught(tmp_path):
         "now 'alice  toy1rqssmmpfh936zecsn2hj9ys9efr52fueemg7dm'")
 
 
+def test_printed_text_split_into_several_outputs_is_the_same_text():
+    """The kernel may deliver one cell's printing in one stream output or several."""
+    path = lessons.LESSONS / "why-a-balance-cannot-go-negative.ipynb"
+    committed = nbformat.read(path, as_version=4)
+    split = nbformat.read(path, as_version=4)
+    cell = next(c for c in split.cells if c.cell_type == "code")
+    first = cell.outputs[0]
+    half = len(first.text) // 2
+    second = nbformat.from_dict({**first, "text": first.text[half:]})
+    first.text = first.text[:half]
+    cell.outputs.insert(1, second)
+    assert lessons.first_difference(split, committed) is None
+
+
 def test_the_kernel_is_this_venvs_python(tmp_path):
     path = tmp_path / "which.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell("import sys, toychain\nprint(sys.prefix)")]), path)
