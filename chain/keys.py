@@ -10,13 +10,21 @@
   high-S twin is invalid by consensus, not merely by policy.
 
 Signing uses RFC 6979 deterministic nonces, and libsecp256k1 always returns
-low S. Verification never raises: malformed input is simply ``False``.
+low S. Verification never raises: malformed input is simply ``False``. It
+parses the 64 bytes straight into libsecp256k1's signature struct
+(``secp256k1_ecdsa_signature_parse_compact``, through coincurve's cffi
+binding) and verifies that: coincurve's ``PublicKey.verify`` takes only DER,
+and a compact -> DER -> struct round trip gives the same struct (both parsers
+refuse r or s >= n; the range and low-S checks here come first either way).
+cffi releases the GIL during each libsecp256k1 call.
 """
 
 import hashlib
 
 import coincurve
-from coincurve.ecdsa import cdata_to_der, der_to_cdata, deserialize_compact, serialize_compact
+from coincurve._libsecp256k1 import ffi, lib
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.ecdsa import der_to_cdata, serialize_compact
 
 from .encoding import sha256
 
@@ -24,6 +32,9 @@ N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = (N - 1) // 2  # 0x7FFF...5D576E7357A4501DDFE92F46681B20A0
 PUBKEY_SIZE = 33
 SIGNATURE_SIZE = 64
+
+_CTX = GLOBAL_CONTEXT.ctx
+_SIGNATURE_STRUCT = "secp256k1_ecdsa_signature *"
 
 DEMO_ACCOUNTS = ("alice", "bob", "carol", "dave", "erin", "mallory")
 
@@ -70,12 +81,12 @@ def signature_in_range(signature: bytes) -> bool:
 
 def verify_with(key: coincurve.PublicKey, signature: bytes, digest: bytes) -> bool:
     """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for the parsed ``key``?"""
-    if not signature_in_range(signature):
+    if not signature_in_range(signature) or len(digest) != 32:
         return False
-    try:
-        return key.verify(cdata_to_der(deserialize_compact(signature)), digest, hasher=None)
-    except ValueError:
-        return False
+    parsed = ffi.new(_SIGNATURE_STRUCT)
+    # It fails only for r or s >= n, which signature_in_range has refused.
+    lib.secp256k1_ecdsa_signature_parse_compact(_CTX, parsed, signature)
+    return lib.secp256k1_ecdsa_verify(_CTX, parsed, digest, key.public_key) == 1
 
 
 def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
@@ -83,6 +94,16 @@ def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
     Never raises: malformed input of any kind is simply False."""
     key = parse_pubkey(pubkey)
     return key is not None and verify_with(key, signature, digest)
+
+
+def first_invalid(checks: list[tuple[bytes, bytes, bytes]]) -> int | None:
+    """The position of the first (pubkey, signature, digest) that does not
+    ``verify``, or None if all do. What a verification process runs on a
+    batch (chain/block_rules.py)."""
+    for position, (pubkey, signature, digest) in enumerate(checks):
+        if not verify(pubkey, signature, digest):
+            return position
+    return None
 
 
 def demo_private_key(name: str) -> bytes:
