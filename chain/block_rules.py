@@ -175,6 +175,8 @@ def connect_block(block: Block, height: int, view: CoinCache, net: Network,
     spent_log: list[tuple[OutPoint, Coin]] = []
     jobs: list[AuthJob] = []
     failure: tuple[tuple, RuleError] | None = None
+    view.prefetch([txin.outpoint for tx in block.txs for txin in tx.inputs],
+                  [tx.txid for tx in block.txs])
     for pos, tx in enumerate(block.txs):
         stage = BIP30
         try:

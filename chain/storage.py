@@ -28,6 +28,9 @@ from .block import Block
 from .coins import Coin
 from .tx import OutPoint
 
+# Host parameters per statement: under 999, the oldest SQLite builds' limit.
+MAX_VARIABLES = 998
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) ;
 CREATE TABLE IF NOT EXISTS block_index (
@@ -168,8 +171,31 @@ class Store:
                               "WHERE txid=? AND idx=?", outpoint).fetchone()
         return None if row is None else Coin(row[0], row[1], row[2], bool(row[3]))
 
-    def any_unspent(self, txid: bytes, count: int) -> bool:
-        return self.db.execute("SELECT 1 FROM utxo WHERE txid=? LIMIT 1", (txid,)).fetchone() is not None
+    def get_coins(self, outpoints: list[OutPoint]) -> dict[OutPoint, Coin]:
+        """The coins of those ``outpoints`` that are unspent, in one SELECT per
+        499 (a join with a VALUES list: each row is one primary-key search)."""
+        found = {}
+        per = MAX_VARIABLES // 2
+        for start in range(0, len(outpoints), per):
+            part = outpoints[start:start + per]
+            rows = self.db.execute(
+                "WITH wanted(txid, idx) AS (VALUES " + ",".join(["(?,?)"] * len(part)) + ") "
+                "SELECT utxo.txid, utxo.idx, amount, owner, height, coinbase FROM wanted "
+                "CROSS JOIN utxo ON utxo.txid=wanted.txid AND utxo.idx=wanted.idx",
+                [value for outpoint in part for value in outpoint])
+            for r in rows:
+                found[OutPoint(r[0], r[1])] = Coin(r[2], r[3], r[4], bool(r[5]))
+        return found
+
+    def unspent_txids(self, txids: list[bytes]) -> set[bytes]:
+        """Those of ``txids`` with at least one unspent output (BIP30)."""
+        found = set()
+        for start in range(0, len(txids), MAX_VARIABLES):
+            part = txids[start:start + MAX_VARIABLES]
+            found.update(row[0] for row in self.db.execute(
+                "SELECT DISTINCT txid FROM utxo WHERE txid IN (" + ",".join("?" * len(part)) + ")",
+                part))
+        return found
 
     def coins_of(self, owner: bytes) -> list[tuple[OutPoint, Coin]]:
         rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo "
