@@ -65,12 +65,13 @@ from dataclasses import dataclass, field
 
 from .block import Block, Header
 from .block_rules import (check_block, check_block_context, check_header, check_header_context,
-                          check_proof_of_work, connect_block, required_bits, verify_serial)
+                          check_proof_of_work, connect_block, required_bits)
 from .coins import CoinCache, EmptyView, decode_undo, disconnect_changes, encode_undo
 from .errors import ORPHAN, REMEMBER, RuleError
 from .orphans import OrphanPool
 from .params import NETWORKS, Network
 from .pow import MTP_SPAN, block_work, median_time_past
+from .sigcheck import SerialVerifier
 from .storage import Store
 
 HAVE_DATA = 1
@@ -145,7 +146,7 @@ class BlockOutcome:
 
 class ChainState:
     def __init__(self, net: Network, store: Store | None = None, clock=_time.time,
-                 verifier=verify_serial):
+                 verifier=SerialVerifier()):
         self.net = net
         self.store = store or Store()
         self.clock = clock
@@ -209,7 +210,8 @@ class ChainState:
     def _init_genesis(self) -> None:
         genesis = self.net.genesis
         view = CoinCache(EmptyView())
-        spent, _ = connect_block(genesis, 0, view, self.net)  # a coinbase alone: no signatures
+        spent, _, signatures = connect_block(genesis, 0, view, self.net)
+        signatures()  # a coinbase alone: none to wait for
         self.store.create(self.net.name, genesis, view.changes(), spent, encode_undo(spent),
                           HAVE_DATA, 1)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
@@ -597,8 +599,11 @@ class ChainState:
     def _connect(self, entry: BlockEntry) -> Block:
         block = self.get_block(entry.hash)
         view = CoinCache(self.store)
-        spent, _ = connect_block(block, entry.height, view, self.net, self.verifier)
-        self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent))
+        spent, _, signatures = connect_block(block, entry.height, view, self.net, self.verifier)
+        # The write runs while worker processes check signatures; a failing
+        # one raises before the commit, and the write is rolled back.
+        self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent),
+                               before_commit=signatures)
         self.active.append(entry)
         self._side.discard(entry)
         return block

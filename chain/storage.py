@@ -22,6 +22,7 @@ transaction. ``ChainState`` changes its memory only after a write returns.
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from .block import Block
@@ -236,10 +237,19 @@ class Store:
     # -- moving the tip ---------------------------------------------------------------
     def apply_block(self, block: Block, height: int, connect: bool,
                     changes: dict[OutPoint, Coin | None],
-                    spent: list[tuple[OutPoint, Coin]], undo: bytes | None) -> None:
+                    spent: list[tuple[OutPoint, Coin]], undo: bytes | None,
+                    before_commit: Callable[[], None] | None = None) -> None:
         """Connect (or disconnect) ``block`` at ``height`` in one transaction:
-        coin changes, undo data, tx index, history, active chain and totals."""
-        self._write(self._apply_statements(block, height, connect, changes, spent, undo))
+        coin changes, undo data, tx index, history, active chain and totals.
+        ``before_commit`` runs after the statements, inside the transaction:
+        if it raises, nothing was written."""
+        statements = self._apply_statements(block, height, connect, changes, spent, undo)
+
+        def write(db):
+            statements(db)
+            if before_commit is not None:
+                before_commit()
+        self._write(write)
 
     def _apply_statements(self, block: Block, height: int, connect: bool,
                           changes: dict[OutPoint, Coin | None],
@@ -248,10 +258,10 @@ class Store:
         sign = 1 if connect else -1
         count_delta = sign * (len(created) - len(spent))
         total_delta = sign * (sum(created) - sum(coin.amount for _, coin in spent))
-        removed = [op for op, coin in changes.items() if coin is None]
-        added = [(op.txid, op.index, c.amount, c.owner, c.height, int(c.coinbase))
-                 for op, c in changes.items() if c is not None]
-        rows = history_rows(block, height, spent)
+        removed = sorted(op for op, coin in changes.items() if coin is None)
+        added = sorted((op.txid, op.index, c.amount, c.owner, c.height, int(c.coinbase))
+                       for op, c in changes.items() if c is not None)
+        rows = sorted(history_rows(block, height, spent))
         count, total = self.utxo_stats()
 
         def write(db):
