@@ -11,11 +11,13 @@
 
 Signing uses RFC 6979 deterministic nonces, and libsecp256k1 always returns
 low S. Verification never raises: malformed input is simply ``False``. It
-parses the 64 bytes straight into libsecp256k1's signature struct
-(``secp256k1_ecdsa_signature_parse_compact``, through coincurve's cffi
-binding) and verifies that: coincurve's ``PublicKey.verify`` takes only DER,
-and a compact -> DER -> struct round trip gives the same struct (both parsers
-refuse r or s >= n; the range and low-S checks here come first either way).
+parses the 33-byte key and the 64-byte signature straight into
+libsecp256k1's structs (``secp256k1_ec_pubkey_parse``,
+``secp256k1_ecdsa_signature_parse_compact``, through coincurve's cffi
+binding, as coincurve's own ``PublicKey`` does for the key) and verifies:
+coincurve's ``PublicKey.verify`` takes only DER, and a compact -> DER ->
+struct round trip gives the same struct (both parsers refuse r or s >= n;
+the range and low-S checks here come first either way).
 cffi releases the GIL during each libsecp256k1 call.
 """
 
@@ -35,6 +37,7 @@ SIGNATURE_SIZE = 64
 
 _CTX = GLOBAL_CONTEXT.ctx
 _SIGNATURE_STRUCT = "secp256k1_ecdsa_signature *"
+_PUBKEY_STRUCT = "secp256k1_pubkey *"
 
 DEMO_ACCOUNTS = ("alice", "bob", "carol", "dave", "erin", "mallory")
 
@@ -59,15 +62,14 @@ def sign(secret: bytes, digest: bytes) -> bytes:
     return serialize_compact(der_to_cdata(der))
 
 
-def parse_pubkey(pubkey: bytes) -> coincurve.PublicKey | None:
-    """The parsed point of a 33-byte compressed public key, or None if it is not one.
-    Parse once, then ``verify_with`` as often as needed."""
+def parse_pubkey(pubkey: bytes):
+    """The parsed point (libsecp256k1's ``secp256k1_pubkey``) of a 33-byte
+    compressed public key, or None if it is not one. Parse once, then
+    ``verify_with`` as often as needed."""
     if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
         return None
-    try:
-        return coincurve.PublicKey(pubkey)
-    except ValueError:
-        return None
+    parsed = ffi.new(_PUBKEY_STRUCT)
+    return parsed if lib.secp256k1_ec_pubkey_parse(_CTX, parsed, pubkey, PUBKEY_SIZE) else None
 
 
 def signature_in_range(signature: bytes) -> bool:
@@ -79,14 +81,14 @@ def signature_in_range(signature: bytes) -> bool:
     return 1 <= r < N and 1 <= s <= HALF_N
 
 
-def verify_with(key: coincurve.PublicKey, signature: bytes, digest: bytes) -> bool:
+def verify_with(key, signature: bytes, digest: bytes) -> bool:
     """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for the parsed ``key``?"""
     if not signature_in_range(signature) or len(digest) != 32:
         return False
     parsed = ffi.new(_SIGNATURE_STRUCT)
     # It fails only for r or s >= n, which signature_in_range has refused.
     lib.secp256k1_ecdsa_signature_parse_compact(_CTX, parsed, signature)
-    return lib.secp256k1_ecdsa_verify(_CTX, parsed, digest, key.public_key) == 1
+    return lib.secp256k1_ecdsa_verify(_CTX, parsed, digest, key) == 1
 
 
 def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
@@ -94,16 +96,6 @@ def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:
     Never raises: malformed input of any kind is simply False."""
     key = parse_pubkey(pubkey)
     return key is not None and verify_with(key, signature, digest)
-
-
-def first_invalid(checks: list[tuple[bytes, bytes, bytes]]) -> int | None:
-    """The position of the first (pubkey, signature, digest) that does not
-    ``verify``, or None if all do. What a verification process runs on a
-    batch (chain/block_rules.py)."""
-    for position, (pubkey, signature, digest) in enumerate(checks):
-        if not verify(pubkey, signature, digest):
-            return position
-    return None
 
 
 def demo_private_key(name: str) -> bytes:

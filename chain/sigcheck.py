@@ -24,27 +24,32 @@ What the caller does before sending a check: skip it if the ``SignatureCache``
 saw it pass (the mempool checked the tx), compare the pubkey's hash with the
 coin's owner (cheap; on a mismatch the check runs here at once, for its exact
 error), and compute the sighash (it needs the tx). A worker gets only
-(pubkey, signature, sighash) triples and returns the position of the first
-that does not verify (``chain.keys.first_invalid``); the caller runs that one
-check again to get its exact code and sentence. Blocks with fewer than
+(pubkey, signature, sighash) records, 129 bytes each, over a pipe (no
+pickling, and no helper thread in the caller's process to contend for its
+GIL), and answers the position of the first that does not verify
+(``first_invalid``); the caller runs that one check again to get its exact
+code and sentence. Each worker answers its chunks in order, and the verdict
+reads every answer, even after a failure. Blocks with fewer than
 ``min_jobs`` checks are checked in the calling thread: sending them would
-cost more than it saves. A worker that dies (``BrokenProcessPool``) costs a
-new pool; its chunks are checked in the calling thread.
+cost more than it saves. A worker that dies, or gives no answer
+within ``ANSWER_TIMEOUT``, costs new workers at the next block; the chunks
+it had are checked in the calling thread.
 """
 
 import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from .coins import Coin
 from .errors import RuleError
-from .keys import first_invalid, owner_of
+from .keys import owner_of, verify
 from .sigcache import SignatureCache
 from .tx import Tx
 from .tx_rules import check_input_authorization
 
-CHUNK = 256  # checks per message to a worker: ~15 ms of work, ~35 kB
+CHUNK = 256  # checks per message to a worker: ~15 ms of work, 33 kB
+# A chunk takes milliseconds; a worker silent this long is stuck (or stopped).
+ANSWER_TIMEOUT = 30.0
+RECORD = 33 + 64 + 32  # bytes of one check sent: pubkey, signature, sighash
 AuthJob = tuple[tuple[int, int, int], Tx, int, Coin]  # (key, tx, input index, coin spent)
 Failure = tuple[tuple[int, int, int], Tx, RuleError]
 
@@ -87,6 +92,24 @@ class SerialVerifier:
         """Nothing to release (the same interface as ``ParallelVerifier``)."""
 
 
+class _Worker:
+    """One verification process and the pipe to it (spawned: a fork of a
+    process running threads, as the node's is, may copy a held lock)."""
+
+    def __init__(self):
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(child,), name="sigcheck", daemon=True)
+        self.process.start()
+        child.close()
+
+    def close(self) -> None:
+        self.conn.close()  # the worker's next read ends: it exits
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 class ParallelVerifier:
     """Signature checks in ``workers`` processes (one per CPU by default),
     overlapped with the rest of the block's work. ``sent`` counts the checks
@@ -98,39 +121,43 @@ class ParallelVerifier:
         self.min_jobs = min_jobs
         self.cache = cache
         self.sent = 0
-        self._pool: ProcessPoolExecutor | None = None  # started by the first block worth it
+        self._pool: list[_Worker] = []  # started by the first block worth it
+        self._next = 0
 
     def start(self, magic: bytes, count: int) -> "SerialBatch | ParallelBatch":
         if count < self.min_jobs or self.workers == 1:
             return SerialBatch(magic, self.cache)
+        if not self._pool:
+            self._pool = [_Worker() for _ in range(self.workers)]
         return ParallelBatch(self, magic)
 
-    def submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future:
-        self.sent += len(checks)
+    def submit(self, records: bytes) -> _Worker | None:
+        """Send a chunk to the next worker, whose answer ``answer`` reads;
+        None if the workers are gone (the chunk is then the caller's to check)."""
+        if not self._pool:
+            return None  # one died during this block
+        worker = self._pool[self._next % len(self._pool)]
+        self._next += 1
+        self.sent += len(records) // RECORD
         try:
-            return self._started().submit(first_invalid, checks)
-        except BrokenProcessPool:  # a worker died since the last block
+            worker.conn.send_bytes(records)
+        except OSError:  # BrokenPipeError: it died
             self.replace_broken_pool()
-            return self._started().submit(first_invalid, checks)
-
-    def _started(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn: a fork of a process running threads (the node's) may copy a held lock
-            self._pool = ProcessPoolExecutor(self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
+            return None
+        return worker
 
     def replace_broken_pool(self) -> None:
-        """A worker died: the pool refuses all work; the next submit starts a new
-        one. (Every chunk in flight reports it: the first one replaces the pool.)"""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """A worker died: every worker is stopped, and the next block worth it
+        starts new ones (answers still in flight are given up)."""
+        pool, self._pool = self._pool, []
+        for worker in pool:
+            worker.process.kill()
+            worker.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        pool, self._pool = self._pool, []
+        for worker in pool:
+            worker.close()
 
 
 class ParallelBatch:
@@ -140,8 +167,8 @@ class ParallelBatch:
         self.verifier, self.magic, self.cache = verifier, magic, verifier.cache
         self.local: Failure | None = None  # a failure found in the calling thread
         self.jobs: list[AuthJob] = []  # of the chunk being filled
-        self.checks: list[tuple[bytes, bytes, bytes]] = []
-        self.chunks: list[tuple[list[AuthJob], list[tuple[bytes, bytes, bytes]], Future]] = []
+        self.records: list[bytes] = []
+        self.chunks: list[tuple[list[AuthJob], bytes, _Worker | None]] = []
 
     def add(self, key: tuple[int, int, int], tx: Tx, index: int, coin: Coin) -> None:
         if self.local is not None:
@@ -153,26 +180,61 @@ class ParallelBatch:
             self.local = verify_serial([(key, tx, index, coin)], self.magic)
             return
         self.jobs.append((key, tx, index, coin))
-        self.checks.append((txin.pubkey, txin.signature, tx.sighash(index, coin.txout, self.magic)))
-        if len(self.checks) >= CHUNK:
+        self.records += (txin.pubkey, txin.signature, tx.sighash(index, coin.txout, self.magic))
+        if len(self.jobs) >= CHUNK:
             self._send()
 
     def _send(self) -> None:
-        if self.checks:
-            self.chunks.append((self.jobs, self.checks, self.verifier.submit(self.checks)))
-            self.jobs, self.checks = [], []
+        if self.jobs:
+            records = b"".join(self.records)
+            self.chunks.append((self.jobs, records, self.verifier.submit(records)))
+            self.jobs, self.records = [], []
 
     def verdict(self) -> Failure | None:
+        """Every chunk's answer is read, even after a failure: the next block
+        must not read this one's."""
         self._send()
-        for jobs, checks, future in self.chunks:
-            try:
-                position = future.result()
-            except BrokenProcessPool:  # a worker died: check this chunk here
+        failure = None
+        for jobs, records, worker in self.chunks:
+            position = None if worker is None else answer(worker)
+            if position is None:  # the worker is gone: this chunk is checked here
                 self.verifier.replace_broken_pool()
-                position = first_invalid(checks)
-            if position is not None:  # the exact error, and it comes before any local one
-                return verify_serial([jobs[position]], self.magic)
-        if self.cache is not None and self.local is None:
+                position = first_invalid(records)
+            if position >= 0 and failure is None:  # the exact error
+                failure = verify_serial([jobs[position]], self.magic)
+        if failure is None and self.local is None and self.cache is not None:
             for _, tx, index, coin in (job for jobs, _, _ in self.chunks for job in jobs):
                 self.cache.add(self.cache.key(tx, index, coin, self.magic))
-        return self.local
+        return failure or self.local
+
+
+def answer(worker: _Worker) -> int | None:
+    """A worker's answer to its oldest unanswered chunk: the position of the
+    first failing record, -1 if all pass, None if the worker died or gave no
+    answer within ``ANSWER_TIMEOUT`` seconds."""
+    try:
+        if not worker.conn.poll(ANSWER_TIMEOUT):
+            return None
+        return int.from_bytes(worker.conn.recv_bytes(), "little", signed=True)
+    except (OSError, EOFError):
+        return None
+
+
+def first_invalid(records: bytes) -> int:
+    """The position of the first record (pubkey, signature, sighash) that does
+    not ``verify``, or -1 if all do."""
+    for position, start in enumerate(range(0, len(records), RECORD)):
+        if not verify(records[start:start + 33], records[start + 33:start + 97],
+                      records[start + 97:start + RECORD]):
+            return position
+    return -1
+
+
+def serve(conn) -> None:
+    """A worker process: answer chunks until the pipe closes."""
+    while True:
+        try:
+            records = conn.recv_bytes()
+        except (OSError, EOFError):
+            return
+        conn.send_bytes(first_invalid(records).to_bytes(4, "little", signed=True))

@@ -853,50 +853,64 @@ def test_parallel_verifier_reports_the_same_first_error(verifier):
 
 
 def worker_pids(verifier: ParallelVerifier) -> list[int]:
-    return list(verifier._pool._processes)
+    return [worker.process.pid for worker in verifier._pool]
 
 
 def kill(pids: list[int]) -> None:
     """What the kernel's OOM killer would do to the worker processes."""
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+                   open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, f"worker {pid} to die")
 
 
-def test_a_dead_worker_costs_a_new_pool_not_a_block(monkeypatch):
-    """Workers killed between blocks (the next submit finds the pool broken)
-    or while a block's chunks are in flight (their results say so): the block
-    gets the same verdict, its chunks checked in the calling thread, and the
-    next block a new pool."""
+def test_a_dead_worker_costs_new_workers_not_a_block(monkeypatch):
+    """Workers killed between blocks (the next block's first chunk finds the
+    pipe broken) or while a block's chunks are in flight (their answers never
+    come): the block gets the same verdict, the chunks those workers had are
+    checked in the calling thread, and the next block gets new workers."""
     monkeypatch.setattr(sigcheck, "CHUNK", 4)
     verifier = ParallelVerifier(workers=2, min_jobs=1)
     try:
         h = Harness(verifier=verifier)
         h.mine_empty(10)
         fan = make_tx([genesis_coin(h)], "alice", [(ALICE, COIN)] * 30 + [(ALICE, 10 * COIN)])
-        submit(h, h.block([fan]), "connected")  # the first block worth it starts the pool
+        submit(h, h.block([fan]), "connected")  # the first block worth it starts the workers
         coins = [(OutPoint(fan.txid, i), Coin(COIN, ALICE, 11, False)) for i in range(30)]
         txs = [make_tx([c], "alice", [(BOB, COIN)]) for c in coins]
-        first_pool = verifier._pool
-        kill(worker_pids(verifier))
-        wait_until(lambda: first_pool._broken, 10, "the pool to notice its dead workers")
+        first = worker_pids(verifier)
+        kill(first)
         error = invalid(h, h.block(txs[:10] + [_bad_sig(txs[10])]), "bad-txns-bad-signature")
         assert error.message.startswith("tx 11 (")
-        assert verifier._pool is not first_pool  # replaced at the submit
+        assert verifier._pool == []  # replaced at the next block
 
-        second_pool, pids = verifier._pool, worker_pids(verifier)
-        for pid in pids:  # stopped: the chunks below stay in flight until the kill
+        batch = verifier.start(h.net.magic, 12)  # new workers
+        second = worker_pids(verifier)
+        assert len(second) == 2 and not set(second) & set(first)
+        for pid in second:  # stopped: the chunks below stay unanswered until the kill
             os.kill(pid, signal.SIGSTOP)
-        batch = verifier.start(h.net.magic, 12)
         for pos, tx in enumerate(txs[:11] + [_bad_sig(txs[11])], start=1):
             batch.add((pos, 2, 0), tx, 0, coins[pos - 1][1])
-        assert verifier._pool is second_pool
-        kill(pids)
+        kill(second)
         key, tx, error = batch.verdict()
         assert (key, error.code) == ((12, 2, 0), "bad-txns-bad-signature")
-        assert verifier._pool is None and second_pool._broken
+        assert verifier._pool == []
+
+        monkeypatch.setattr(sigcheck, "ANSWER_TIMEOUT", 0.2)  # stuck workers: never answer
+        batch = verifier.start(h.net.magic, 12)
+        third = worker_pids(verifier)
+        for pid in third:
+            os.kill(pid, signal.SIGSTOP)
+        for pos, tx in enumerate([_bad_sig(txs[0])] + txs[1:12], start=1):
+            batch.add((pos, 2, 0), tx, 0, coins[pos - 1][1])
+        key, tx, error = batch.verdict()
+        assert (key, error.code) == ((1, 2, 0), "bad-txns-bad-signature")
+        assert verifier._pool == [] and all(not os.path.exists(f"/proc/{pid}") for pid in third)
+        monkeypatch.setattr(sigcheck, "ANSWER_TIMEOUT", 30.0)  # new workers take a while to start
         sent = verifier.sent
         submit(h, h.block(txs), "connected")
-        assert verifier.sent - sent == 30 and verifier._pool is not None
+        assert verifier.sent - sent == 30 and len(worker_pids(verifier)) == 2
     finally:
         verifier.close()
 
