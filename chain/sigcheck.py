@@ -26,7 +26,7 @@ coin's owner (cheap; on a mismatch the check runs here at once, for its exact
 error), and compute the sighash (it needs the tx). A worker gets only
 (pubkey, signature, sighash) records, 129 bytes each, over a pipe (no
 pickling, and no helper thread in the caller's process to contend for its
-GIL), and answers the position of the first that does not verify
+GIL: ``concurrent.futures``' process pool has two), and answers the position of the first that does not verify
 (``first_invalid``); the caller runs that one check again to get its exact
 code and sentence. Each worker answers its chunks in order, and the verdict
 reads every answer, even after a failure. Blocks with fewer than
@@ -36,8 +36,10 @@ within ``ANSWER_TIMEOUT``, costs new workers at the next block; the chunks
 it had are checked in the calling thread.
 """
 
-import multiprocessing
 import os
+import select
+import subprocess
+import sys
 
 from .coins import Coin
 from .errors import RuleError
@@ -50,6 +52,7 @@ CHUNK = 256  # checks per message to a worker: ~15 ms of work, 33 kB
 # A chunk takes milliseconds; a worker silent this long is stuck (or stopped).
 ANSWER_TIMEOUT = 30.0
 RECORD = 33 + 64 + 32  # bytes of one check sent: pubkey, signature, sighash
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds chain/
 AuthJob = tuple[tuple[int, int, int], Tx, int, Coin]  # (key, tx, input index, coin spent)
 Failure = tuple[tuple[int, int, int], Tx, RuleError]
 
@@ -93,21 +96,40 @@ class SerialVerifier:
 
 
 class _Worker:
-    """One verification process and the pipe to it (spawned: a fork of a
-    process running threads, as the node's is, may copy a held lock)."""
+    """One verification process (``python -m chain.sigcheck``) and the pipes
+    to it: chunks go to its stdin as a 4-byte length and the records, each
+    answer comes back on its stdout as 4 bytes. A fresh interpreter, not a
+    fork of ours (which may hold a lock one of our threads took) and not
+    multiprocessing's spawn (which runs our main module again)."""
 
     def __init__(self):
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child,), name="sigcheck", daemon=True)
-        self.process.start()
-        child.close()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_ROOT, env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen([sys.executable, "-m", "chain.sigcheck"], bufsize=0,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+    def send(self, records: bytes) -> None:
+        self.process.stdin.write(len(records).to_bytes(4, "little") + records)
+
+    def answer(self) -> int | None:
+        """The answer to its oldest unanswered chunk: the position of the first
+        failing record, -1 if all pass, None if it died or gave no answer
+        within ``ANSWER_TIMEOUT`` seconds."""
+        try:
+            ready, _, _ = select.select([self.process.stdout], [], [], ANSWER_TIMEOUT)
+            data = self.process.stdout.read(4) if ready else b""
+        except (OSError, ValueError):  # closed
+            return None
+        return int.from_bytes(data, "little", signed=True) if len(data) == 4 else None
 
     def close(self) -> None:
-        self.conn.close()  # the worker's next read ends: it exits
-        self.process.join(5)
-        if self.process.is_alive():
+        for pipe in (self.process.stdin, self.process.stdout):
+            pipe.close()  # at the end of its stdin, the worker exits
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
 
 
 class ParallelVerifier:
@@ -140,7 +162,7 @@ class ParallelVerifier:
         self._next += 1
         self.sent += len(records) // RECORD
         try:
-            worker.conn.send_bytes(records)
+            worker.send(records)
         except OSError:  # BrokenPipeError: it died
             self.replace_broken_pool()
             return None
@@ -196,7 +218,7 @@ class ParallelBatch:
         self._send()
         failure = None
         for jobs, records, worker in self.chunks:
-            position = None if worker is None else answer(worker)
+            position = None if worker is None else worker.answer()
             if position is None:  # the worker is gone: this chunk is checked here
                 self.verifier.replace_broken_pool()
                 position = first_invalid(records)
@@ -206,18 +228,6 @@ class ParallelBatch:
             for _, tx, index, coin in (job for jobs, _, _ in self.chunks for job in jobs):
                 self.cache.add(self.cache.key(tx, index, coin, self.magic))
         return failure or self.local
-
-
-def answer(worker: _Worker) -> int | None:
-    """A worker's answer to its oldest unanswered chunk: the position of the
-    first failing record, -1 if all pass, None if the worker died or gave no
-    answer within ``ANSWER_TIMEOUT`` seconds."""
-    try:
-        if not worker.conn.poll(ANSWER_TIMEOUT):
-            return None
-        return int.from_bytes(worker.conn.recv_bytes(), "little", signed=True)
-    except (OSError, EOFError):
-        return None
 
 
 def first_invalid(records: bytes) -> int:
@@ -230,11 +240,13 @@ def first_invalid(records: bytes) -> int:
     return -1
 
 
-def serve(conn) -> None:
-    """A worker process: answer chunks until the pipe closes."""
-    while True:
-        try:
-            records = conn.recv_bytes()
-        except (OSError, EOFError):
-            return
-        conn.send_bytes(first_invalid(records).to_bytes(4, "little", signed=True))
+def serve(source, sink) -> None:
+    """A worker process: answer chunks until its input ends."""
+    while len(header := source.read(4)) == 4:
+        records = source.read(int.from_bytes(header, "little"))
+        sink.write(first_invalid(records).to_bytes(4, "little", signed=True))
+        sink.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

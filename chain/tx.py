@@ -26,13 +26,11 @@ signing prefix are computed once and cached.
 """
 
 import hashlib
+import struct
 from dataclasses import dataclass
-from functools import cached_property
 from typing import NamedTuple
 
-import struct
-
-from .encoding import Reader, i64, sha256d, u32, varint
+from .encoding import Reader, cached, i64, sha256d, u32, varint
 from .errors import bad_encoding
 
 INPUT_SIZE = 32 + 4 + 33 + 64
@@ -84,7 +82,7 @@ class Tx:
     locktime: int
 
     # -- identity -----------------------------------------------------------
-    @cached_property
+    @cached
     def raw(self) -> bytes:
         parts = [u32(self.version), varint(len(self.inputs))]
         parts += [txin.serialize() for txin in self.inputs]
@@ -93,7 +91,7 @@ class Tx:
         parts.append(u32(self.locktime))
         return b"".join(parts)
 
-    @cached_property
+    @cached
     def txid(self) -> bytes:
         return sha256d(self.raw)
 
@@ -129,7 +127,7 @@ class Tx:
         parts.append(raw[pos:])
         return b"".join(parts)
 
-    @cached_property
+    @cached
     def _signing_prefixes(self) -> dict:
         return {}  # magic -> SHA-256 state after magic + blanked bytes
 
@@ -161,7 +159,7 @@ class Tx:
         reader.pos = pos + n_out * OUTPUT_SIZE
         locktime = reader.u32()
         tx = cls(version, inputs, outputs, locktime)
-        tx.__dict__["raw"] = reader.data[start:reader.pos]
+        tx.__dict__["raw"] = data[start:reader.pos]
         return tx
 
     @classmethod

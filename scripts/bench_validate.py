@@ -87,7 +87,7 @@ import coincurve  # noqa: E402
 from coincurve.ecdsa import cdata_to_der, deserialize_compact  # noqa: E402
 
 from chain.block import Block  # noqa: E402
-from chain.sigcheck import RECORD, ParallelVerifier, SerialVerifier, answer  # noqa: E402
+from chain.sigcheck import RECORD, ParallelVerifier, SerialVerifier  # noqa: E402
 from chain.chainstate import ChainState  # noqa: E402
 from chain.keys import demo_private_key, owner_of, public_key  # noqa: E402
 from chain.mining import build_block, mine_block, sign_tx, solve  # noqa: E402
@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         pool = ThreadPoolExecutor(args.workers) if args.workers > 1 else None
         parallel = ParallelVerifier(workers=args.workers)
         parallel.start(REGTEST.magic, parallel.min_jobs)  # its worker processes start untimed,
-        answer(parallel.submit(bytes(RECORD)))  # and are ready, as in a node that ran a while
+        parallel.submit(bytes(RECORD)).answer()  # and are ready, as in a node that ran a while
         try:
             fastest = lambda measures: min(measures, key=lambda m: m.wall)  # noqa: E731
             raw1 = fastest(time_raw(items, 1, None) for _ in range(args.repeat))
