@@ -133,13 +133,15 @@ class _Worker:
 
 
 class ParallelVerifier:
-    """Signature checks in ``workers`` processes (one per CPU by default),
-    overlapped with the rest of the block's work. ``sent`` counts the checks
-    handed to the workers so far."""
+    """Signature checks in ``workers`` processes, overlapped with the rest of
+    the block's work; by default one per CPU but one, which the caller's
+    thread keeps busy (a third runnable process on two cores would slow the
+    caller, whose work is the longer; 0 workers: all in the calling thread).
+    ``sent`` counts the checks handed to the workers so far."""
 
     def __init__(self, workers: int | None = None, min_jobs: int = 64,
                  cache: SignatureCache | None = None):
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = (os.cpu_count() or 1) - 1 if workers is None else workers
         self.min_jobs = min_jobs
         self.cache = cache
         self.sent = 0
@@ -147,7 +149,7 @@ class ParallelVerifier:
         self._next = 0
 
     def start(self, magic: bytes, count: int) -> "SerialBatch | ParallelBatch":
-        if count < self.min_jobs or self.workers == 1:
+        if count < self.min_jobs or self.workers < 1:
             return SerialBatch(magic, self.cache)
         if not self._pool:
             self._pool = [_Worker() for _ in range(self.workers)]
