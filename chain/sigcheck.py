@@ -23,12 +23,15 @@ compete for a core.
 What the caller does before sending a check: skip it if the ``SignatureCache``
 saw it pass (the mempool checked the tx), compare the pubkey's hash with the
 coin's owner (cheap; on a mismatch the check runs here at once, for its exact
-error), and compute the sighash (it needs the tx). A worker gets only
-(pubkey, signature, sighash) records, 129 bytes each, over a pipe (no
-pickling, and no helper thread in the caller's process to contend for its
-GIL: ``concurrent.futures``' process pool has two), and answers the position of the first that does not verify
-(``first_invalid``); the caller runs that one check again to get its exact
-code and sentence. Each worker answers its chunks in order, and the verdict
+error), and compute the sighash (it needs the tx). A worker (``python -m
+chain.sigcheck``) gets only (pubkey, signature, sighash) records, 129 bytes
+each, over a pipe (no pickling, and no helper thread in the caller's process
+to contend for its GIL: ``concurrent.futures``' process pool has two), and
+answers the position of the first that does not verify (``first_invalid``);
+the caller runs that one check again to get its exact code and sentence.
+Since the caller writes the block meanwhile, a block with a bad signature
+costs its write too, rolled back (chain/chainstate.py): no more than a
+valid block of the same size costs. Each worker answers its chunks in order, and the verdict
 reads every answer, even after a failure. Blocks with fewer than
 ``min_jobs`` checks are checked in the calling thread: sending them would
 cost more than it saves. A worker that dies, or gives no answer
