@@ -140,7 +140,10 @@ class ParallelVerifier:
     the block's work; by default one per CPU but one, which the caller's
     thread keeps busy (a third runnable process on two cores would slow the
     caller, whose work is the longer; 0 workers: all in the calling thread).
-    ``sent`` counts the checks handed to the workers so far."""
+    ``sent`` counts the checks handed to the workers so far. One block at a
+    time: a batch's answers are read from the pipes its chunks went down, so
+    two threads must not run batches on one verifier at once (the chain
+    state connects one block at a time)."""
 
     def __init__(self, workers: int | None = None, min_jobs: int = 64,
                  cache: SignatureCache | None = None):
