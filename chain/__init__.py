@@ -14,6 +14,7 @@ Read it in the order data flows (see README.md, "A tour of the code"):
     tx_rules   the rules a transaction must pass (pure functions)
     trace      the recorder a rule fills in when asked: what explaintransaction shows
     block_rules the rules a block must pass (pure functions)
+    sigcheck   a block's signature checks: in the calling thread or worker processes
     coins      coins, coin views and block undo data
     storage    SQLite: blocks, block index, UTXO set, indexes
     orphans    blocks waiting for their parent, bounded by bytes

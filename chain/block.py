@@ -11,9 +11,8 @@ list repeats is *mutated*: refused without blaming its hash.
 """
 
 from dataclasses import dataclass
-from functools import cached_property
 
-from .encoding import Reader, sha256d, u32, u64, varint
+from .encoding import Reader, cached, sha256d, u32, u64, varint
 from .errors import bad_encoding
 from .tx import MIN_TX_SIZE, Tx
 
@@ -30,12 +29,12 @@ class Header:
     bits: int
     nonce: int
 
-    @cached_property
+    @cached
     def raw(self) -> bytes:
         return (u32(self.version) + self.prev_hash + self.merkle_root
                 + u64(self.time) + u32(self.bits) + u64(self.nonce))
 
-    @cached_property
+    @cached
     def hash(self) -> bytes:
         return sha256d(self.raw)
 
@@ -69,7 +68,7 @@ class Block:
     def hash(self) -> bytes:
         return self.header.hash
 
-    @cached_property
+    @cached
     def raw(self) -> bytes:
         return b"".join([self.header.raw, varint(len(self.txs))] + [tx.raw for tx in self.txs])
 

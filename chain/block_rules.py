@@ -17,18 +17,22 @@ In the order they run (PROTOCOL.md section 5, Bitcoin Core's order):
    11 blocks, and not more than 2 hours in the future.
 4. ``check_block_context(block, height)``: every tx final at this height,
    the coinbase's locktime equal to the height (unique coinbase txids).
-5. ``connect_block(block, height, view, net)``: needs the coins. Tx by tx:
-   no txid that still has unspent outputs (BIP30), the same input rules as
-   the mempool (``tx_rules``), fees in range; then the coinbase may claim at
-   most subsidy + fees. Signature checks, the expensive part, are collected
-   and run at the end, on several threads when a ``ParallelVerifier`` is
-   given (libsecp256k1 releases the GIL), skipping those a ``SignatureCache``
-   saw pass in the mempool; the error reported is still the first one in
-   block order, exactly as if they had run one by one.
+5. ``connect_block(block, height, view, net)``: needs the coins, read for
+   the whole block at once (``CoinCache.prefetch``). Tx by tx: no txid that
+   still has unspent outputs (BIP30), the same input rules as the mempool
+   (``tx_rules``), fees in range; then the coinbase may claim at most
+   subsidy + fees. Signature checks, the expensive part, go to a verifier
+   (chain/sigcheck.py) as they are met: in the calling thread at the end, or
+   in worker processes meanwhile with a ``ParallelVerifier``, skipping those
+   a ``SignatureCache`` saw pass in the mempool. A failure of another rule
+   is raised at once (after the checks before it); otherwise the caller
+   gets a function that waits for the checks and raises the first failure,
+   to call after its own work (the SQLite write, before it commits). Either
+   way the error reported is the first one in block order, exactly as if
+   every check had run one by one.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 from .amounts import MAX_MONEY, format_toy
 from .block import Block, Header, merkle_root
@@ -36,10 +40,9 @@ from .coins import Coin, CoinCache
 from .errors import RuleError
 from .params import MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS, Network
 from .pow import hash_meets_target, retarget, target_from_bits
-from .sigcache import SignatureCache
+from .sigcheck import SerialVerifier
 from .tx import OutPoint, Tx
-from .tx_rules import (check_final, check_input_authorization, check_transaction,
-                       check_tx_inputs, find_spent_coins)
+from .tx_rules import check_final, check_transaction, check_tx_inputs, find_spent_coins
 
 # Where in a block a failure happened, so the first one in block order wins:
 # (tx position, stage, input index). Stages within one transaction:
@@ -129,52 +132,19 @@ def check_block_context(block: Block, height: int) -> None:
                                          f"block height {height}")
 
 
-AuthJob = tuple[tuple[int, int, int], Tx, int, Coin]
-
-
-def verify_serial(jobs: list[AuthJob], magic: bytes,
-                  cache: SignatureCache | None = None) -> tuple[tuple, RuleError] | None:
-    """Run authorization checks in order; the first failure and where it was."""
-    for key, tx, index, coin in jobs:
-        try:
-            check_input_authorization(tx, index, coin, magic, cache)
-        except RuleError as error:
-            return key, in_tx(key[0], tx, error)
-    return None
-
-
-class ParallelVerifier:
-    """Runs ``verify_serial`` over contiguous chunks on a thread pool."""
-
-    def __init__(self, workers: int | None = None, min_jobs: int = 64,
-                 cache: SignatureCache | None = None):
-        self.workers = workers or os.cpu_count() or 1
-        self.min_jobs = min_jobs
-        self.cache = cache
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sigcheck")
-
-    def __call__(self, jobs: list[AuthJob], magic: bytes) -> tuple[tuple, RuleError] | None:
-        if len(jobs) < self.min_jobs or self.workers == 1:
-            return verify_serial(jobs, magic, self.cache)
-        size = -(-len(jobs) // (self.workers * 4))
-        chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-        failures = [f for f in self._pool.map(verify_serial, chunks, [magic] * len(chunks),
-                                              [self.cache] * len(chunks)) if f]
-        return min(failures, key=lambda f: f[0]) if failures else None
-
-    def close(self) -> None:
-        self._pool.shutdown()
-
-
 def connect_block(block: Block, height: int, view: CoinCache, net: Network,
-                  verifier=verify_serial) -> tuple[list[tuple[OutPoint, Coin]], int]:
+                  verifier=SerialVerifier()
+                  ) -> tuple[list[tuple[OutPoint, Coin]], int, Callable[[], None]]:
     """Apply ``block`` to ``view`` if every input rule holds (Core's ConnectBlock).
-    Returns the spent coins (the undo data) and the total fees; on a failure the
-    view is left half-applied and must be discarded."""
+    Returns the spent coins (the undo data), the total fees, and the function
+    that raises the first failing signature check, if any (see the module
+    docstring); on a failure the view is left half-applied and must be discarded."""
     fees = 0
     spent_log: list[tuple[OutPoint, Coin]] = []
-    jobs: list[AuthJob] = []
     failure: tuple[tuple, RuleError] | None = None
+    view.prefetch([txin.outpoint for tx in block.txs for txin in tx.inputs],
+                  [tx.txid for tx in block.txs])
+    checks = verifier.start(net.magic, sum(len(tx.inputs) for tx in block.txs))
     for pos, tx in enumerate(block.txs):
         stage = BIP30
         try:
@@ -185,7 +155,7 @@ def connect_block(block: Block, height: int, view: CoinCache, net: Network,
                 coins = find_spent_coins(tx, view)
                 fee = check_tx_inputs(tx, coins, height, net)
                 for index, (txin, coin) in enumerate(zip(tx.inputs, coins)):
-                    jobs.append(((pos, AUTHORIZATION, index), tx, index, coin))
+                    checks.add((pos, AUTHORIZATION, index), tx, index, coin)
                     view.spend(txin.outpoint)
                     spent_log.append((txin.outpoint, coin))
                 stage = FEES
@@ -204,11 +174,17 @@ def connect_block(block: Block, height: int, view: CoinCache, net: Network,
             failure = ((len(block.txs), 0, 0), RuleError(
                 "bad-cb-amount", f"coinbase claims {format_toy(claimed)} > subsidy "
                                  f"{format_toy(net.subsidy(height))} + fees {format_toy(fees)}"))
+
+    def settle() -> None:
+        """Raise the first failure in block order: every check met comes before
+        ``failure`` (the loop stops there), so a failing one wins."""
+        signature_failure = checks.verdict()
+        if signature_failure is not None:
+            key, tx, error = signature_failure
+            raise in_tx(key[0], tx, error)
+        if failure is not None:
+            raise failure[1]
+
     if failure is not None:
-        jobs = [job for job in jobs if job[0] < failure[0]]
-    signature_failure = verifier(jobs, net.magic)
-    if signature_failure is not None:
-        raise signature_failure[1]
-    if failure is not None:
-        raise failure[1]
-    return spent_log, fees
+        settle()
+    return spent_log, fees, settle

@@ -58,19 +58,22 @@ connected and disconnected (the node's mempool needs both). It raises only
 when a write fails.
 """
 
+import gc
 import heapq
 import time as _time
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .block import Block, Header
 from .block_rules import (check_block, check_block_context, check_header, check_header_context,
-                          check_proof_of_work, connect_block, required_bits, verify_serial)
+                          check_proof_of_work, connect_block, required_bits)
 from .coins import CoinCache, EmptyView, decode_undo, disconnect_changes, encode_undo
 from .errors import ORPHAN, REMEMBER, RuleError
 from .orphans import OrphanPool
 from .params import NETWORKS, Network
 from .pow import MTP_SPAN, block_work, median_time_past
+from .sigcheck import SerialVerifier
 from .storage import Store
 
 HAVE_DATA = 1
@@ -86,6 +89,23 @@ MAX_SIDE_ENTRIES = 50_000
 # a short out-of-order burst between storing and connecting them.
 MAX_CACHED_BODIES = 16
 MAX_CACHED_BODY_BYTES = 4_000_000
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while a block is processed. Connecting one
+    allocates a few objects per input and output, none in a cycle (reference
+    counting frees them), yet every 700 allocations trigger a collection and
+    every tenth of those walks older objects too: measured 9-10 µs of CPU per
+    one-input tx of a 2,000-tx block (6%), 2 µs with the pause (the rest is
+    in decoding the block, before). Collections resume after, and catch up."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class WrongNetwork(Exception):
@@ -145,7 +165,7 @@ class BlockOutcome:
 
 class ChainState:
     def __init__(self, net: Network, store: Store | None = None, clock=_time.time,
-                 verifier=verify_serial):
+                 verifier=SerialVerifier()):
         self.net = net
         self.store = store or Store()
         self.clock = clock
@@ -209,7 +229,8 @@ class ChainState:
     def _init_genesis(self) -> None:
         genesis = self.net.genesis
         view = CoinCache(EmptyView())
-        spent, _ = connect_block(genesis, 0, view, self.net)  # a coinbase alone: no signatures
+        spent, _, signatures = connect_block(genesis, 0, view, self.net)
+        signatures()  # a coinbase alone: none to wait for
         self.store.create(self.net.name, genesis, view.changes(), spent, encode_undo(spent),
                           HAVE_DATA, 1)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
@@ -366,6 +387,10 @@ class ChainState:
         unasked does not): an unrequested block on a chain with less work than
         our tip is not stored. ``source`` names the sender, so that the
         orphan pool can evict fairly."""
+        with gc_paused():
+            return self._process_block(block, requested, source)
+
+    def _process_block(self, block: Block, requested: bool, source: str) -> BlockOutcome:
         # First finish a reorg that a failed write cut short, if any (cheap otherwise).
         connected, disconnected, _ = self._activate_best_chain()
         outcome = self._process_one(block, requested)
@@ -597,8 +622,11 @@ class ChainState:
     def _connect(self, entry: BlockEntry) -> Block:
         block = self.get_block(entry.hash)
         view = CoinCache(self.store)
-        spent, _ = connect_block(block, entry.height, view, self.net, self.verifier)
-        self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent))
+        spent, _, signatures = connect_block(block, entry.height, view, self.net, self.verifier)
+        # The write runs while worker processes check signatures; a failing
+        # one raises before the commit, and the write is rolled back.
+        self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent),
+                               before_commit=signatures)
         self.active.append(entry)
         self._side.discard(entry)
         return block

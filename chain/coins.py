@@ -9,9 +9,11 @@ Rules read coins through a *view*: anything with ``get_coin(outpoint)`` (the
 chain's ``Store``, the mempool's view of the next block). ``CoinCache`` layers
 the changes of a block being connected over a base view, so rules see earlier
 transactions of the same block, and nothing reaches the base until the whole
-block passed; ``changes()`` is then the exact diff to write. Its base must
-also answer ``any_unspent(txid, count)`` (the BIP30 check of
-``connect_block``) in one lookup: the ``Store``, or ``EmptyView`` for genesis.
+block passed; ``changes()`` is then the exact diff to write. Its base also
+answers for many at once (``get_coins`` and ``unspent_txids``, the latter for
+the BIP30 check of ``connect_block``): the ``Store``, in a few SELECTs per
+block, or ``EmptyView`` for genesis. ``CoinCache.prefetch`` asks it once for a
+whole block, before the rules run tx by tx.
 Disconnecting a block reads no coins: ``disconnect_changes`` makes its diff
 from the block and its undo data.
 """
@@ -38,10 +40,12 @@ class CoinView(Protocol):
 
 
 class BaseView(CoinView, Protocol):
-    """What a ``CoinCache`` layers over: a view that also says whether any
-    of the first ``count`` outputs of ``txid`` is unspent."""
+    """What a ``CoinCache`` layers over: a view that also reads many coins at
+    once, and says which of many txids have an unspent output."""
 
-    def any_unspent(self, txid: bytes, count: int) -> bool: ...
+    def get_coins(self, outpoints: list[OutPoint]) -> dict[OutPoint, Coin]: ...
+
+    def unspent_txids(self, txids: list[bytes]) -> set[bytes]: ...
 
 
 class EmptyView:
@@ -50,8 +54,11 @@ class EmptyView:
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         return None
 
-    def any_unspent(self, txid: bytes, count: int) -> bool:
-        return False
+    def get_coins(self, outpoints: list[OutPoint]) -> dict[OutPoint, Coin]:
+        return {}
+
+    def unspent_txids(self, txids: list[bytes]) -> set[bytes]:
+        return set()
 
 
 class CoinCache:
@@ -60,17 +67,28 @@ class CoinCache:
     def __init__(self, base: BaseView):
         self.base = base
         self._changed: dict[OutPoint, Coin | None] = {}
-        self._read: dict[OutPoint, Coin | None] = {}  # base lookups, each done once
+        self._read: dict[OutPoint, Coin | None] = {}  # what prefetch read
+        self._has_unspent: dict[bytes, bool] = {}  # txid -> has an unspent output in the base
+
+    def prefetch(self, outpoints: list[OutPoint], txids: list[bytes]) -> None:
+        """Read the coins of ``outpoints`` and whether each of ``txids`` has an
+        unspent output from the base, in a few requests (a block's inputs and
+        txids, before its rules run). The view answers for these only."""
+        found = self.base.get_coins(outpoints)
+        self._read = {outpoint: found.get(outpoint) for outpoint in outpoints}
+        unspent = self.base.unspent_txids(txids)
+        self._has_unspent = {txid: txid in unspent for txid in txids}
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        """The coin at ``outpoint`` (made in this block, or one given to ``prefetch``)."""
         if outpoint in self._changed:
             return self._changed[outpoint]
-        if outpoint not in self._read:
-            self._read[outpoint] = self.base.get_coin(outpoint)
         return self._read[outpoint]
 
     def any_unspent(self, txid: bytes, count: int) -> bool:
-        if not self.base.any_unspent(txid, count):  # one lookup for the common case
+        """Is any of the first ``count`` outputs of ``txid`` (a txid given to
+        ``prefetch``) unspent?"""
+        if not self._has_unspent[txid]:  # the common case: no base lookup per output
             return any(self._changed.get(OutPoint(txid, i)) is not None for i in range(count))
         for index in range(count):
             outpoint = OutPoint(txid, index)

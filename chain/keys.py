@@ -10,13 +10,23 @@
   high-S twin is invalid by consensus, not merely by policy.
 
 Signing uses RFC 6979 deterministic nonces, and libsecp256k1 always returns
-low S. Verification never raises: malformed input is simply ``False``.
+low S. Verification never raises: malformed input is simply ``False``. It
+parses the 33-byte key and the 64-byte signature straight into
+libsecp256k1's structs (``secp256k1_ec_pubkey_parse``,
+``secp256k1_ecdsa_signature_parse_compact``, through coincurve's cffi
+binding, as coincurve's own ``PublicKey`` does for the key) and verifies:
+coincurve's ``PublicKey.verify`` takes only DER, and a compact -> DER ->
+struct round trip gives the same struct (both parsers refuse r or s >= n;
+the range and low-S checks here come first either way).
+cffi releases the GIL during each libsecp256k1 call.
 """
 
 import hashlib
 
 import coincurve
-from coincurve.ecdsa import cdata_to_der, der_to_cdata, deserialize_compact, serialize_compact
+from coincurve._libsecp256k1 import ffi, lib
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.ecdsa import der_to_cdata, serialize_compact
 
 from .encoding import sha256
 
@@ -24,6 +34,10 @@ N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = (N - 1) // 2  # 0x7FFF...5D576E7357A4501DDFE92F46681B20A0
 PUBKEY_SIZE = 33
 SIGNATURE_SIZE = 64
+
+_CTX = GLOBAL_CONTEXT.ctx
+_SIGNATURE_STRUCT = "secp256k1_ecdsa_signature *"
+_PUBKEY_STRUCT = "secp256k1_pubkey *"
 
 DEMO_ACCOUNTS = ("alice", "bob", "carol", "dave", "erin", "mallory")
 
@@ -48,15 +62,14 @@ def sign(secret: bytes, digest: bytes) -> bytes:
     return serialize_compact(der_to_cdata(der))
 
 
-def parse_pubkey(pubkey: bytes) -> coincurve.PublicKey | None:
-    """The parsed point of a 33-byte compressed public key, or None if it is not one.
-    Parse once, then ``verify_with`` as often as needed."""
+def parse_pubkey(pubkey: bytes):
+    """The parsed point (libsecp256k1's ``secp256k1_pubkey``) of a 33-byte
+    compressed public key, or None if it is not one. Parse once, then
+    ``verify_with`` as often as needed."""
     if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
         return None
-    try:
-        return coincurve.PublicKey(pubkey)
-    except ValueError:
-        return None
+    parsed = ffi.new(_PUBKEY_STRUCT)
+    return parsed if lib.secp256k1_ec_pubkey_parse(_CTX, parsed, pubkey, PUBKEY_SIZE) else None
 
 
 def signature_in_range(signature: bytes) -> bool:
@@ -68,14 +81,14 @@ def signature_in_range(signature: bytes) -> bool:
     return 1 <= r < N and 1 <= s <= HALF_N
 
 
-def verify_with(key: coincurve.PublicKey, signature: bytes, digest: bytes) -> bool:
+def verify_with(key, signature: bytes, digest: bytes) -> bool:
     """Does ``signature`` (64-byte low-S r||s) sign ``digest`` for the parsed ``key``?"""
-    if not signature_in_range(signature):
+    if not signature_in_range(signature) or len(digest) != 32:
         return False
-    try:
-        return key.verify(cdata_to_der(deserialize_compact(signature)), digest, hasher=None)
-    except ValueError:
-        return False
+    parsed = ffi.new(_SIGNATURE_STRUCT)
+    # It fails only for r or s >= n, which signature_in_range has refused.
+    lib.secp256k1_ecdsa_signature_parse_compact(_CTX, parsed, signature)
+    return lib.secp256k1_ecdsa_verify(_CTX, parsed, digest, key) == 1
 
 
 def verify(pubkey: bytes, signature: bytes, digest: bytes) -> bool:

@@ -22,11 +22,15 @@ transaction. ``ChainState`` changes its memory only after a write returns.
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from .block import Block
 from .coins import Coin
 from .tx import OutPoint
+
+# Host parameters per statement: under 999, the oldest SQLite builds' limit.
+MAX_VARIABLES = 998
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) ;
@@ -170,8 +174,31 @@ class Store:
                               "WHERE txid=? AND idx=?", outpoint).fetchone()
         return None if row is None else Coin(row[0], row[1], row[2], bool(row[3]))
 
-    def any_unspent(self, txid: bytes, count: int) -> bool:
-        return self.db.execute("SELECT 1 FROM utxo WHERE txid=? LIMIT 1", (txid,)).fetchone() is not None
+    def get_coins(self, outpoints: list[OutPoint]) -> dict[OutPoint, Coin]:
+        """The coins of those ``outpoints`` that are unspent, in one SELECT per
+        499 (a join with a VALUES list: each row is one primary-key search)."""
+        found = {}
+        per = MAX_VARIABLES // 2
+        for start in range(0, len(outpoints), per):
+            part = outpoints[start:start + per]
+            rows = self.db.execute(
+                "WITH wanted(txid, idx) AS (VALUES " + ",".join(["(?,?)"] * len(part)) + ") "
+                "SELECT utxo.txid, utxo.idx, amount, owner, height, coinbase FROM wanted "
+                "CROSS JOIN utxo ON utxo.txid=wanted.txid AND utxo.idx=wanted.idx",
+                [value for outpoint in part for value in outpoint])
+            for r in rows:
+                found[OutPoint(r[0], r[1])] = Coin(r[2], r[3], r[4], bool(r[5]))
+        return found
+
+    def unspent_txids(self, txids: list[bytes]) -> set[bytes]:
+        """Those of ``txids`` with at least one unspent output (BIP30)."""
+        found = set()
+        for start in range(0, len(txids), MAX_VARIABLES):
+            part = txids[start:start + MAX_VARIABLES]
+            found.update(row[0] for row in self.db.execute(
+                "SELECT DISTINCT txid FROM utxo WHERE txid IN (" + ",".join("?" * len(part)) + ")",
+                part))
+        return found
 
     def coins_of(self, owner: bytes) -> list[tuple[OutPoint, Coin]]:
         rows = self.db.execute("SELECT txid, idx, amount, owner, height, coinbase FROM utxo "
@@ -212,10 +239,19 @@ class Store:
     # -- moving the tip ---------------------------------------------------------------
     def apply_block(self, block: Block, height: int, connect: bool,
                     changes: dict[OutPoint, Coin | None],
-                    spent: list[tuple[OutPoint, Coin]], undo: bytes | None) -> None:
+                    spent: list[tuple[OutPoint, Coin]], undo: bytes | None,
+                    before_commit: Callable[[], None] | None = None) -> None:
         """Connect (or disconnect) ``block`` at ``height`` in one transaction:
-        coin changes, undo data, tx index, history, active chain and totals."""
-        self._write(self._apply_statements(block, height, connect, changes, spent, undo))
+        coin changes, undo data, tx index, history, active chain and totals.
+        ``before_commit`` runs after the statements, inside the transaction:
+        if it raises, nothing was written."""
+        statements = self._apply_statements(block, height, connect, changes, spent, undo)
+
+        def write(db):
+            statements(db)
+            if before_commit is not None:
+                before_commit()
+        self._write(write)
 
     def _apply_statements(self, block: Block, height: int, connect: bool,
                           changes: dict[OutPoint, Coin | None],
@@ -224,10 +260,10 @@ class Store:
         sign = 1 if connect else -1
         count_delta = sign * (len(created) - len(spent))
         total_delta = sign * (sum(created) - sum(coin.amount for _, coin in spent))
-        removed = [op for op, coin in changes.items() if coin is None]
-        added = [(op.txid, op.index, c.amount, c.owner, c.height, int(c.coinbase))
-                 for op, c in changes.items() if c is not None]
-        rows = history_rows(block, height, spent)
+        removed = sorted(op for op, coin in changes.items() if coin is None)
+        added = sorted((op.txid, op.index, c.amount, c.owner, c.height, int(c.coinbase))
+                       for op, c in changes.items() if c is not None)
+        rows = sorted(history_rows(block, height, spent))
         count, total = self.utxo_stats()
 
         def write(db):

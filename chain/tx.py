@@ -17,24 +17,30 @@ Every input's digest starts with the same bytes (magic + blanked tx), so
 they are hashed once per tx and network, and each input continues from a
 copy of that SHA-256 state with its own 32 bytes: checking a tx costs
 SHA-256 over its size plus its inputs, not its size times its inputs (a
-7,000-input tx would otherwise hash 6.5 GB).
+7,000-input tx would otherwise hash 6.5 GB). Inputs have a fixed size, so
+the blanked bytes are slices of the raw bytes with zeros where each
+signature sits, never a re-serialization.
 
 ``Tx`` objects are immutable values; their bytes, txid and the hashed
 signing prefix are computed once and cached.
 """
 
 import hashlib
+import struct
 from dataclasses import dataclass
-from functools import cached_property
 from typing import NamedTuple
 
-from .encoding import Reader, i64, sha256d, u32, varint
+from .encoding import Reader, cached, i64, sha256d, u32, varint
 from .errors import bad_encoding
 
 INPUT_SIZE = 32 + 4 + 33 + 64
 OUTPUT_SIZE = 8 + 20
 MIN_TX_SIZE = 4 + 1 + 1 + 4
 BLANK_SIGNATURE = bytes(64)
+SIGNATURE_OFFSET = 32 + 4 + 33  # of the signature within an input
+_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")
+_SIGHASH_SUFFIX = struct.Struct("<Iq")  # index, amount (the owner follows)
 
 
 class OutPoint(NamedTuple):
@@ -56,9 +62,8 @@ class TxIn(NamedTuple):
     def outpoint(self) -> OutPoint:
         return OutPoint(self.prev_txid, self.prev_index)
 
-    def serialize(self, signature: bytes | None = None) -> bytes:
-        sig = self.signature if signature is None else signature
-        return self.prev_txid + u32(self.prev_index) + self.pubkey + sig
+    def serialize(self) -> bytes:
+        return self.prev_txid + u32(self.prev_index) + self.pubkey + self.signature
 
 
 class TxOut(NamedTuple):
@@ -77,11 +82,16 @@ class Tx:
     locktime: int
 
     # -- identity -----------------------------------------------------------
-    @cached_property
+    @cached
     def raw(self) -> bytes:
-        return self._serialize(blank_signatures=False)
+        parts = [u32(self.version), varint(len(self.inputs))]
+        parts += [txin.serialize() for txin in self.inputs]
+        parts.append(varint(len(self.outputs)))
+        parts += [txout.serialize() for txout in self.outputs]
+        parts.append(u32(self.locktime))
+        return b"".join(parts)
 
-    @cached_property
+    @cached
     def txid(self) -> bytes:
         return sha256d(self.raw)
 
@@ -104,21 +114,20 @@ class Tx:
                 f"{len(self.outputs)} out, locktime {self.locktime})")
 
     # -- bytes ----------------------------------------------------------------
-    def _serialize(self, blank_signatures: bool) -> bytes:
-        blank = BLANK_SIGNATURE if blank_signatures else None
-        parts = [u32(self.version), varint(len(self.inputs))]
-        parts += [txin.serialize(blank) for txin in self.inputs]
-        parts.append(varint(len(self.outputs)))
-        parts += [txout.serialize() for txout in self.outputs]
-        parts.append(u32(self.locktime))
-        return b"".join(parts)
-
     @property
     def blanked(self) -> bytes:
-        """The bytes with every signature set to 64 zero bytes (what is signed)."""
-        return self._serialize(blank_signatures=True)
+        """The bytes with every signature set to 64 zero bytes (what is signed):
+        the raw bytes between the signatures, joined by zeros."""
+        raw = self.raw
+        first = 4 + len(varint(len(self.inputs))) + SIGNATURE_OFFSET
+        parts, pos = [], 0
+        for sig in range(first, first + INPUT_SIZE * len(self.inputs), INPUT_SIZE):
+            parts += (raw[pos:sig], BLANK_SIGNATURE)
+            pos = sig + 64
+        parts.append(raw[pos:])
+        return b"".join(parts)
 
-    @cached_property
+    @cached
     def _signing_prefixes(self) -> dict:
         return {}  # magic -> SHA-256 state after magic + blanked bytes
 
@@ -130,21 +139,27 @@ class Tx:
             prefix = hashlib.sha256(magic + self.blanked)
             self._signing_prefixes[magic] = prefix
         state = prefix.copy()
-        state.update(u32(index) + spent.serialize())
+        state.update(_SIGHASH_SUFFIX.pack(index, spent.amount) + spent.owner)
         return hashlib.sha256(state.digest()).digest()
 
     @classmethod
     def read(cls, reader: Reader) -> "Tx":
         start = reader.pos
+        data = reader.data
         version = reader.u32()
-        n_in = reader.count(INPUT_SIZE, "input")
-        inputs = tuple(TxIn(reader.read(32), reader.u32(), reader.read(33), reader.read(64))
-                       for _ in range(n_in))
-        n_out = reader.count(OUTPUT_SIZE, "output")
-        outputs = tuple(TxOut(reader.i64(), reader.read(20)) for _ in range(n_out))
+        n_in = reader.count(INPUT_SIZE, "input")  # the bytes of every input are there
+        pos = reader.pos
+        inputs = tuple(TxIn(data[p:p + 32], _U32.unpack_from(data, p + 32)[0], data[p + 36:p + 69],
+                            data[p + 69:p + 133]) for p in range(pos, pos + n_in * INPUT_SIZE, INPUT_SIZE))
+        reader.pos = pos + n_in * INPUT_SIZE
+        n_out = reader.count(OUTPUT_SIZE, "output")  # and of every output
+        pos = reader.pos
+        outputs = tuple(TxOut(_I64.unpack_from(data, p)[0], data[p + 8:p + 28])
+                        for p in range(pos, pos + n_out * OUTPUT_SIZE, OUTPUT_SIZE))
+        reader.pos = pos + n_out * OUTPUT_SIZE
         locktime = reader.u32()
         tx = cls(version, inputs, outputs, locktime)
-        tx.__dict__["raw"] = reader.data[start:reader.pos]
+        tx.__dict__["raw"] = data[start:reader.pos]
         return tx
 
     @classmethod

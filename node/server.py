@@ -43,7 +43,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from chain.block_rules import ParallelVerifier
+from chain.sigcheck import ParallelVerifier
 from chain.chainstate import ChainState
 from chain.params import Network
 from chain.sigcache import SignatureCache

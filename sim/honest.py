@@ -15,9 +15,8 @@ acceptance time), ``events`` (a count per kind) and ``published``. ``Node.timer`
 import random
 import re
 from collections import Counter
-from functools import partial
 
-from chain.block_rules import verify_serial
+from chain.sigcheck import SerialVerifier
 from chain.chainstate import ChainState
 from chain.errors import RuleError
 from chain.params import REGTEST
@@ -39,7 +38,7 @@ class HonestNode(Endpoint):
         clock = lambda: sim.now  # noqa: E731 - every part reads the simulated clock
         sigcache = SignatureCache()  # shared by the mempool and the block path, as in server.py
         self.chain = ChainState(REGTEST, chain_copy(), clock=clock,
-                                verifier=partial(verify_serial, cache=sigcache))
+                                verifier=SerialVerifier(cache=sigcache))
         self.mempool = Mempool(self.chain, clock=clock, sigcache=sigcache)
         self.node = Node(self.chain, self.mempool, listen=self.listen, clock=clock,
                          rng=random.Random(sim.rng.getrandbits(64)), max_outbound=max_outbound)

@@ -13,14 +13,15 @@ by planting coins with impossible amounts in the chain's database
 
 import dataclasses
 import os
+import signal
 import threading
 
 import pytest
 
-from chain import tx_rules
+from chain import sigcheck, tx_rules
 from chain.amounts import COIN, MAX_MONEY
 from chain.block import Block, Header, ZERO_HASH, merkle_root
-from chain.block_rules import ParallelVerifier
+from chain.sigcheck import ParallelVerifier
 from chain.chainstate import BlockOutcome
 from chain.errors import CODES, RuleError
 from chain.pow import compact_to_target, target_to_compact
@@ -29,7 +30,7 @@ from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS
 from chain.tx import Tx, coinbase_tx
 from node.mempool import Mempool
 
-from .helpers import NOW, Coin, Harness, OutPoint, TxOut, make_tx, owner, resolve
+from .helpers import NOW, Coin, Harness, OutPoint, TxOut, make_tx, owner, resolve, wait_until
 from .test_tx_rules import (FAULTS, check, coin_at, fake_coin, genesis_coin, high_s_twin, plant,
                             reject, with_input)
 
@@ -791,8 +792,11 @@ def test_order_bad_signature_in_tx1_before_bip30_in_tx2(h):
 
 # -- parallel signature checks give the serial answer ---------------------------------------------
 
-@pytest.fixture
-def verifier():
+@pytest.fixture(params=[sigcheck.CHUNK, 7], ids=["chunk-256", "chunk-7"])
+def verifier(request, monkeypatch):
+    """The node's verifier, also with chunks of 7 checks: the 40-tx blocks
+    below then span 6 chunks, with bad signatures in different ones."""
+    monkeypatch.setattr(sigcheck, "CHUNK", request.param)
     v = ParallelVerifier(workers=2, min_jobs=1)
     yield v
     v.close()
@@ -815,11 +819,13 @@ def test_parallel_verifier_reports_the_same_first_error(verifier):
     coins = [(OutPoint(fan.txid, i), Coin(COIN, ALICE, 11, False)) for i in range(40)]
     good = [make_tx([c], "alice", [(BOB, COIN)]) for c in coins]
 
-    def block_with(bad_sigs=(), missing=(), **kwargs):
+    def block_with(bad_sigs=(), missing=(), wrong_owner=(), **kwargs):
         """Tx at block position p (1..40) broken as asked."""
         txs = list(good)
         for p in bad_sigs:
             txs[p - 1] = _bad_sig(txs[p - 1])
+        for p in wrong_owner:  # bob signs for alice's coin
+            txs[p - 1] = make_tx([coins[p - 1]], "bob", [(BOB, COIN)])
         for p in missing:
             txs[p - 1] = make_tx([(OutPoint(b"\x66" * 32, p), coins[0][1])], "alice", [(BOB, COIN)])
         return serial.block(txs, **kwargs)
@@ -832,6 +838,8 @@ def test_parallel_verifier_reports_the_same_first_error(verifier):
         (dict(bad_sigs=[23, 37], missing=[30]), "bad-txns-bad-signature", 23),
         (dict(bad_sigs=[9, 23], missing=[5]), "bad-txns-inputs-missingorspent", 5),
         (dict(bad_sigs=[40], fees=1), "bad-txns-bad-signature", 40),
+        (dict(bad_sigs=[23], wrong_owner=[30]), "bad-txns-bad-signature", 23),
+        (dict(bad_sigs=[23], wrong_owner=[9, 37]), "bad-txns-wrong-owner", 9),
         (dict(fees=1), "bad-cb-amount", None),
     ]
     for kwargs, code, position in cases:
@@ -844,8 +852,73 @@ def test_parallel_verifier_reports_the_same_first_error(verifier):
     assert serial.chain.store.utxo_stats() == parallel.chain.store.utxo_stats()
 
 
+def worker_pids(verifier: ParallelVerifier) -> list[int]:
+    return [worker.process.pid for worker in verifier._pool]
+
+
+def kill(pids: list[int]) -> None:
+    """What the kernel's OOM killer would do to the worker processes."""
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+                   open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, f"worker {pid} to die")
+
+
+def test_a_dead_worker_costs_new_workers_not_a_block(monkeypatch):
+    """Workers killed between blocks (the next block's first chunk finds the
+    pipe broken) or while a block's chunks are in flight (their answers never
+    come): the block gets the same verdict, the chunks those workers had are
+    checked in the calling thread, and the next block gets new workers."""
+    monkeypatch.setattr(sigcheck, "CHUNK", 4)
+    verifier = ParallelVerifier(workers=2, min_jobs=1)
+    try:
+        h = Harness(verifier=verifier)
+        h.mine_empty(10)
+        fan = make_tx([genesis_coin(h)], "alice", [(ALICE, COIN)] * 30 + [(ALICE, 10 * COIN)])
+        submit(h, h.block([fan]), "connected")  # the first block worth it starts the workers
+        coins = [(OutPoint(fan.txid, i), Coin(COIN, ALICE, 11, False)) for i in range(30)]
+        txs = [make_tx([c], "alice", [(BOB, COIN)]) for c in coins]
+        first = worker_pids(verifier)
+        kill(first)
+        error = invalid(h, h.block(txs[:10] + [_bad_sig(txs[10])]), "bad-txns-bad-signature")
+        assert error.message.startswith("tx 11 (")
+        assert verifier._pool == []  # replaced at the next block
+
+        batch = verifier.start(h.net.magic, 12)  # new workers
+        second = worker_pids(verifier)
+        assert len(second) == 2 and not set(second) & set(first)
+        for pid in second:  # stopped: the chunks below stay unanswered until the kill
+            os.kill(pid, signal.SIGSTOP)
+        for pos, tx in enumerate(txs[:11] + [_bad_sig(txs[11])], start=1):
+            batch.add((pos, 2, 0), tx, 0, coins[pos - 1][1])
+        kill(second)
+        key, tx, error = batch.verdict()
+        assert (key, error.code) == ((12, 2, 0), "bad-txns-bad-signature")
+        assert verifier._pool == []
+
+        monkeypatch.setattr(sigcheck, "ANSWER_TIMEOUT", 0.2)  # stuck workers: never answer
+        batch = verifier.start(h.net.magic, 12)
+        third = worker_pids(verifier)
+        for pid in third:
+            os.kill(pid, signal.SIGSTOP)
+        for pos, tx in enumerate([_bad_sig(txs[0])] + txs[1:12], start=1):
+            batch.add((pos, 2, 0), tx, 0, coins[pos - 1][1])
+        key, tx, error = batch.verdict()
+        assert (key, error.code) == ((1, 2, 0), "bad-txns-bad-signature")
+        assert verifier._pool == [] and all(not os.path.exists(f"/proc/{pid}") for pid in third)
+        monkeypatch.setattr(sigcheck, "ANSWER_TIMEOUT", 30.0)  # new workers take a while to start
+        sent = verifier.sent
+        submit(h, h.block(txs), "connected")
+        assert verifier.sent - sent == 30 and len(worker_pids(verifier)) == 2
+    finally:
+        verifier.close()
+
+
 def record_verifications(monkeypatch) -> list[str]:
-    """Make every signature verification note the name of the thread it ran on."""
+    """Make every signature verification in this process note the name of
+    the thread it ran on (the worker processes' checks are counted by
+    ``ParallelVerifier.sent``)."""
     threads: list[str] = []
     real = tx_rules.verify_with
 
@@ -859,9 +932,11 @@ def record_verifications(monkeypatch) -> list[str]:
 def test_the_nodes_verifier(monkeypatch):
     """The verifier as node/server.py builds it: ``ParallelVerifier(cache=...)``
     with the signature cache the mempool shares. A block with fewer than 64
-    signatures is checked in the calling thread, one with 64 or more on the
-    "sigcheck" threads (one per CPU); each signature exactly once, none the
-    mempool already checked, and a bad one is refused on either path."""
+    signatures is checked in the calling thread, one with 64 or more in the
+    worker processes (one per CPU); each signature exactly once, none the
+    mempool already checked, and a bad one is refused on either path with
+    its exact error (the one check a worker found bad is run again in the
+    caller for it)."""
     threads = record_verifications(monkeypatch)
     caller = threading.current_thread().name
     parallel = (os.cpu_count() or 1) > 1
@@ -875,20 +950,25 @@ def test_the_nodes_verifier(monkeypatch):
         assert Mempool(h.chain, sigcache=cache).accept(fan)[0] == 10_000
         assert threads == [caller]
         submit(h, h.block([fan], fees=10_000), "connected")
-        assert threads == [caller]  # checked in the mempool: not again
+        assert threads == [caller] and verifier.sent == 0  # checked in the mempool: not again
         coins = [(OutPoint(fan.txid, i), Coin(COIN // 4, ALICE, 11, False)) for i in range(127)]
         for group in (coins[:63], coins[63:]):
             tx = make_tx(group, "alice", [(BOB, len(group) * (COIN // 4))])
-            expected = "sigcheck" if parallel and len(group) >= 64 else caller
+            remote = parallel and len(group) >= 64
             bad = with_input(tx, 0, signature=high_s_twin(tx.inputs[0].signature))
-            before = len(threads)
+            before, sent = len(threads), verifier.sent
             error = invalid(h, h.block([bad]), "bad-txns-bad-signature")
             assert error.message.startswith(f"tx 1 ({bad.txid.hex()[:16]}): input 0 ")
-            checked = threads[before:]
-            assert checked and all(name.startswith(expected) for name in checked), checked
-            before = len(threads)
+            if remote:  # all sent; the bad one checked again here for its message
+                assert (verifier.sent - sent, threads[before:]) == (len(group), [caller])
+            else:
+                assert verifier.sent == sent and threads[before:] == [caller]  # stops at the bad one
+            before, sent = len(threads), verifier.sent
             submit(h, h.block([tx]), "connected")
-            assert len(threads) - before == len(group)  # each signature once
-            assert all(name.startswith(expected) for name in threads[before:]), threads[before:]
+            if remote:  # each signature once, all in the workers
+                assert (verifier.sent - sent, len(threads) - before) == (len(group), 0)
+            else:
+                assert verifier.sent == sent and threads[before:] == [caller] * len(group)
+        assert verifier.sent == (64 + 64 if parallel else 0)
     finally:
         verifier.close()

@@ -1092,3 +1092,36 @@ def test_connect_then_disconnect_is_identity(mature):
     assert [c for _, c in store.coins_of(owner("dave"))] == [
         Coin(SUBSIDY, owner("dave"), 11, True), Coin(SUBSIDY, owner("dave"), 12, True)]
     assert_consistent(chain)
+
+
+def test_no_garbage_collection_while_a_block_is_processed(monkeypatch):
+    """chain/chainstate.py pauses the cyclic collector around process_block
+    (its objects are freed by reference counting) and resumes it after; a
+    collector the caller had disabled stays disabled."""
+    import gc
+    h = Harness()
+    collections = []
+    during = []
+    real = h.chain._process_block
+
+    def watched(*args):
+        before = len(collections)
+        outcome = real(*args)
+        during.append((gc.isenabled(), len(collections) - before))
+        return outcome
+    monkeypatch.setattr(h.chain, "_process_block", watched)
+    callback = lambda phase, info: collections.append(phase)  # noqa: E731
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at every allocation, unless paused
+    gc.callbacks.append(callback)
+    try:
+        assert h.chain.process_block(h.block()).status == "connected"
+        assert during == [(False, 0)] and gc.isenabled()
+        assert collections  # the threshold works: the test would see a collection
+        gc.disable()
+        assert h.chain.process_block(h.block()).status == "connected"
+        assert not gc.isenabled() and during == [(False, 0), (False, 0)]
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*threshold)
+        gc.enable()

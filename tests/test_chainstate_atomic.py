@@ -32,7 +32,7 @@ from chain.chainstate import ChainState
 from chain.params import REGTEST
 from chain.storage import Store
 from chain.coins import Coin
-from chain.tx import OutPoint
+from chain.tx import OutPoint, Tx
 
 from .helpers import NOW, Harness, StatementFaults, spend
 
@@ -91,6 +91,26 @@ def new_block_with_txs(h: Harness):
     tx2 = spend([coin_of(tx1, 0, 11)], "bob", [("carol", 15 * COIN), ("bob", 45 * COIN // 10)])
     block = h.block([tx1, tx2], fees=COIN + COIN // 2)
     return lambda: h.chain.process_block(block)
+
+
+def bad_signature_rolls_the_write_back(h: Harness):
+    """A block whose second tx carries another tx's signature: the block's
+    write runs, the signature verdict (awaited before COMMIT) fails, the
+    write is rolled back, and the block is marked invalid."""
+    h.mine_empty(10)
+    genesis_coin = coin_of(REGTEST.genesis.txs[0], 0, 0)
+    tx1 = spend([genesis_coin], "alice", [("bob", 20 * COIN), ("alice", 29 * COIN)])
+    tx2 = spend([coin_of(tx1, 0, 11)], "bob", [("carol", 15 * COIN)])
+    bad = Tx(tx2.version, (tx2.inputs[0]._replace(signature=tx1.inputs[0].signature),),
+             tx2.outputs, tx2.locktime)
+    block = h.block([tx1, bad], fees=6 * COIN)
+
+    def act():
+        outcome = h.chain.process_block(block)  # "duplicate-invalid" if a first try marked it
+        assert outcome.status in ("invalid", "duplicate-invalid")
+        assert outcome.error.code == "bad-txns-bad-signature"
+        assert h.chain.get_coin(OutPoint(tx1.txid, 1)) is None  # tx1's write was rolled back
+    return act
 
 
 def reorg(h: Harness):
@@ -204,7 +224,7 @@ def forgetting_a_candidate(h: Harness):
     return lambda: chain.process_block(sibling)
 
 
-SCENARIOS = [new_header, new_block_with_txs, reorg, invalid_block_found_in_a_reorg,
+SCENARIOS = [new_header, new_block_with_txs, bad_signature_rolls_the_write_back, reorg, invalid_block_found_in_a_reorg,
              invalid_in_context, body_completing_a_chain, bodies_waiting_on_an_invalid_block,
              forgetting_side_entries, forgetting_a_waiting_body, forgetting_a_candidate]
 ROOM_FOR = {forgetting_side_entries: 2, forgetting_a_waiting_body: 2, forgetting_a_candidate: 1}

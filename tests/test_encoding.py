@@ -349,3 +349,20 @@ def test_format_parse_round_trip(units):
 def test_money_range():
     assert money_range(0) and money_range(MAX_MONEY)
     assert not money_range(-1) and not money_range(MAX_MONEY + 1)
+
+
+def test_cached_computes_once_per_instance():
+    from chain.encoding import cached
+
+    class Thing:
+        calls = 0
+
+        @cached
+        def value(self):
+            """The doc."""
+            Thing.calls += 1
+            return object()
+
+    a, b = Thing(), Thing()
+    assert a.value is a.value and b.value is not a.value and Thing.calls == 2
+    assert isinstance(Thing.value, cached) and Thing.value.__doc__ == "The doc."

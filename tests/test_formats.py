@@ -254,6 +254,19 @@ def test_sighash_equals_the_plain_definition(tx, spent, data):
         [hand_sighash(tx, i, spent[i], DEVNET.magic) for i in range(len(tx.inputs))]
 
 
+
+@pytest.mark.parametrize("n_inputs", [0, 252, 253, 300])
+def test_sighash_from_raw_slices_past_a_one_byte_input_count(n_inputs):
+    """The blanked bytes are slices of the raw bytes: where the signatures sit
+    depends on the size of the input count's varint (3 bytes from 253)."""
+    inputs = tuple(TxIn(bytes([i % 256]) * 32, i, pub("alice"), bytes([1 + i % 255]) * 64)
+                   for i in range(n_inputs))
+    tx = Tx.decode(Tx(1, inputs, (TxOut(COIN, owner("bob")),), 7).raw)
+    spent = TxOut(2 * COIN, owner("alice"))
+    assert tx.blanked == Tx(1, tuple(i._replace(signature=bytes(64)) for i in inputs),
+                            tx.outputs, 7).raw
+    for index in {0, n_inputs // 2, n_inputs - 1} - {-1}:
+        assert tx.sighash(index, spent, MAGIC) == hand_sighash(tx, index, spent, MAGIC)
 BASE = two_in_two_out()
 MUTATIONS = {
     "out0-amount": two_in_two_out(out0=TxOut(6 * COIN + 1, owner("carol"))),

@@ -3,7 +3,7 @@
 import pytest
 
 from chain import tx_rules
-from chain.block_rules import ParallelVerifier
+from chain.sigcheck import ParallelVerifier
 from chain.errors import RuleError
 from chain.params import DEVNET
 from chain.sigcache import SignatureCache
@@ -67,7 +67,8 @@ def test_the_key_covers_network_and_coin(counted):
 
 def test_a_block_of_mempool_txs_is_not_verified_again(counted):
     cache = SignatureCache()
-    h = Harness(verifier=ParallelVerifier(workers=2, min_jobs=1, cache=cache))
+    verifier = ParallelVerifier(workers=2, min_jobs=1, cache=cache)
+    h = Harness(verifier=verifier)
     h.mine_empty(10)
     pool = Mempool(h.chain, sigcache=cache)
     txs = [spend([coin], "alice", [("bob", coin[1].amount - 1000)]) for coin in h.mature_coins_of("alice")]
@@ -77,3 +78,5 @@ def test_a_block_of_mempool_txs_is_not_verified_again(counted):
     outcome = h.mine(txs, fees=1000 * len(txs))
     assert outcome.status == "connected"
     assert checked_in_mempool == len(txs) and len(counted) == checked_in_mempool
+    assert verifier.sent == 0  # nor in the worker processes
+    verifier.close()

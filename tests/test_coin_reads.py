@@ -1,0 +1,71 @@
+"""Coin reads for a block are batched (chain/coins.py, chain/storage.py).
+
+A block's connect asks SQLite for the coins its inputs spend and for which
+of its txids still have unspent outputs (BIP30) in a few SELECTs, chunked
+under SQLite's host-parameter limit, not one SELECT per input and per tx.
+The batched answers equal the one-by-one answers, across chunk boundaries.
+"""
+
+import re
+
+from chain.amounts import COIN
+from chain.storage import MAX_VARIABLES
+from chain.tx import OutPoint
+
+from .helpers import Harness, make_tx, owner
+
+READS_UTXO = re.compile(r"(SELECT|WITH)\b.*\butxo\b", re.DOTALL)
+FAN = 1_100  # outputs of the fan-out tx: more than one chunk of outpoints
+
+
+def fanned_out() -> tuple[Harness, object]:
+    h = Harness()
+    h.mine_empty(10)
+    genesis = h.net.genesis.txs[0]
+    coin = (OutPoint(genesis.txid, 0), h.chain.get_coin(OutPoint(genesis.txid, 0)))
+    each = (coin[1].amount - COIN) // FAN
+    fan = make_tx([coin], "alice", [("alice", each)] * FAN)
+    assert h.mine([fan], fees=coin[1].amount - each * FAN).status == "connected"
+    return h, fan
+
+
+def test_get_coins_equals_one_by_one_across_chunks():
+    h, fan = fanned_out()
+    store = h.chain.store
+    spent = OutPoint(h.net.genesis.txs[0].txid, 0)
+    wanted = [OutPoint(fan.txid, i) for i in range(FAN + 5)]  # the last 5 never existed
+    wanted += [spent, OutPoint(b"\x77" * 32, 0)] + wanted[:3]  # spent, unknown, repeated
+    assert len(wanted) > 2 * (MAX_VARIABLES // 2)
+    expected = {op: store.get_coin(op) for op in wanted if store.get_coin(op) is not None}
+    assert len(expected) == FAN
+    assert store.get_coins(wanted) == expected
+    assert store.get_coins([]) == {}
+
+
+def test_unspent_txids_across_chunks():
+    h, fan = fanned_out()
+    store = h.chain.store
+    spent_genesis = h.net.genesis.txs[0].txid
+    unknown = [bytes([i % 256, i // 256]) * 16 for i in range(MAX_VARIABLES + 10)]
+    coinbase = h.chain.get_block(h.chain.entry_at(3).hash).txs[0].txid
+    txids = unknown + [fan.txid, spent_genesis, coinbase]  # the real ones in the second chunk
+    assert store.unspent_txids(txids) == {fan.txid, coinbase}
+    assert store.unspent_txids([]) == set()
+
+
+def test_a_block_reads_its_coins_in_a_few_selects():
+    """600 one-input txs: 600 outpoints take 2 SELECTs (499 per chunk) and 601
+    txids 1, where one SELECT per input and per tx would take 1,201."""
+    h, fan = fanned_out()
+    coins = [(OutPoint(fan.txid, i), h.chain.get_coin(OutPoint(fan.txid, i))) for i in range(600)]
+    txs = [make_tx([c], "alice", [("bob", c[1].amount - 100)]) for c in coins]
+    block = h.block(txs, fees=100 * len(txs))
+    selects: list[str] = []
+    h.chain.store.db.set_trace_callback(
+        lambda sql: selects.append(sql) if READS_UTXO.match(sql) else None)
+    try:
+        assert h.chain.process_block(block).status == "connected"
+    finally:
+        h.chain.store.db.set_trace_callback(None)
+    assert len(selects) == 3, [sql[:80] for sql in selects]
+    assert h.chain.store.coins_of(owner("bob"))[0][1].amount == coins[0][1].amount - 100
