@@ -18,7 +18,11 @@ the run the suite repeats over many seeds:
    ties between equal branches); they must all be on the most-work tip
    within ``CONVERGE_SECONDS``;
 5. blocks are mined until every mempool is empty (each time at the node
-   holding the most txs), then the end invariants are checked.
+   holding the most txs; a node still out of touch, say redialling its
+   peers after the heal, may mine on an old tip, and its block then ties
+   with another); then, as after the heal, a block every ``TIE_SECONDS`` at
+   a node with the most work until they are all on one tip (within
+   ``CONVERGE_SECONDS``), and the end invariants are checked.
 
 Invariants (``invariants.py``) are checked once a simulated second on every
 honest node, and at the end.
@@ -136,7 +140,12 @@ class World:
         node.mine(owner(self.sim.rng.choice(RECIPIENTS)))
 
     def settle(self, within: float = 10.0) -> None:
-        """Mine until every honest mempool is empty and every node agrees."""
+        """Mine until every honest mempool is empty and every node agrees.
+        Each block is mined at the node holding the most txs, whatever its tip:
+        one that has not heard of the last block yet (still redialling its
+        peers after the partition, say) mines a rival of equal work, and each
+        node keeps the one it saw first. So it ends as ``converge_after_heal``
+        does (``break_ties``), then lets the txs a reorg put back spread."""
         for _ in range(SETTLE_ROUNDS):
             self.sim.run_for(within, lambda: invariants.converged(self.honest)
                              and self._pools_agree())
@@ -144,23 +153,30 @@ class World:
             if not len(busiest.mempool):
                 break
             self.mine_at(busiest)
-        self.sim.run_for(within, lambda: invariants.converged(self.honest))
+        self.break_ties(since=self.sim.now)
+        self.sim.run_for(within, self._pools_agree)
 
     def _pools_agree(self) -> bool:
         return len({frozenset(n.mempool.entries) for n in self.honest}) == 1
 
     def converge_after_heal(self) -> float:
-        """Heal, then until every honest node is on one tip, mine a block every
-        ``TIE_SECONDS`` on a node with the most work (two branches of equal work,
-        a released private one included, wait for a block, as in Bitcoin).
-        Returns the seconds from the heal until then."""
+        """Heal, then ``break_ties`` (a released private branch may tie too).
+        Returns the seconds from the heal until every honest node is on one tip."""
         healed = self.sim.now
         self.sim.heal()
+        self.break_ties(since=healed)
+        return self.sim.now - healed
+
+    def break_ties(self, since: float) -> None:
+        """Until every honest node is on one tip, mine a block every ``TIE_SECONDS``
+        on a node with the most work (two branches of equal work wait for a
+        block, as in Bitcoin, where each node keeps the tip it saw first).
+        Raises ``InvariantBroken`` if they are not all on one tip with the most
+        work ``CONVERGE_SECONDS`` after ``since``."""
         while not self.sim.run_for(TIE_SECONDS, lambda: invariants.converged(self.honest)):
-            if self.sim.now - healed > CONVERGE_SECONDS:
+            if self.sim.now - since > CONVERGE_SECONDS:
                 invariants.check_converged(self.honest)  # raises with the tips
             self.mine_at(max(self.honest, key=lambda n: n.chain.tip.chainwork))
-        return self.sim.now - healed
 
 
 def standard(seed: int, nodes: int = 20, adversary_share: float = 0.2) -> Report:

@@ -310,6 +310,28 @@ def test_tx_returned_by_a_reorg_is_announced_and_published():
     assert sim.now - reorged < 0.1 + 3 * max(sim.latency)
 
 
+def test_settle_breaks_a_tie_mined_by_a_node_that_missed_the_last_block():
+    """Seed 7356 of the standard scenario: after the heal, a node still redialling its
+    peers missed the block ``settle`` mined and, holding the most txs, mined a rival at
+    the same height. Each node keeps the tip it saw first (as Core does), so only one
+    more block ends such a tie: ``settle`` mines it on a node with the most work."""
+    world = World.build(20, 2, max_outbound=0)
+    a, b = world.honest  # B dials A (--peer)
+    sim = world.sim
+    sim.run_for(3)
+    sim.partition([[a], [b]])
+    tx = world.payment()
+    assert a.submit(tx) and b.submit(tx)
+    sim.run_for(28)  # B's redials back off; the one in flight at the heal fails, the next is 8 s later
+    sim.heal()
+    height = a.chain.height
+    world.settle()
+    rivals = {f["hash"] for n in world.honest for f in n.of("block_connected") if f["height"] == height + 1}
+    assert len(rivals) == 2, "no tie: the test no longer covers what it is for"
+    invariants.check_converged(world.honest)
+    assert a.chain.height == height + 2
+
+
 # -- bans -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("b_is_manual_peer_of_a", [False, True])
