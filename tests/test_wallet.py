@@ -699,11 +699,18 @@ def test_cli_tables_keep_addresses_and_txids_whole(node, alice_wallet):
             assert any(all(row[key] in line for key in keys) for line in lines), (row, text.stdout)
 
 
-def test_cli_json_goes_before_or_after_the_command(node, tmp_path):
+def test_cli_options_go_before_or_after_the_command(node, tmp_path):
+    """--json, --wallet and --node after the subcommand (the other tests put them before)."""
     path = tmp_path / "after.json"
 
-    def after(*args):
-        return ok_json(run(["wallet", "--wallet", str(path), "--node", node.url, *args, "--json"]))
+    def after(command, *args):
+        return ok_json(run(["wallet", command, *args, "--wallet", str(path), "--node", node.url, "--json"]))
+
+    # after the subcommand they win over the group's
+    elsewhere = ["wallet", "--wallet", str(tmp_path / "other.json"), "--node", "http://127.0.0.1:9"]
+    assert ok_json(run([*elsewhere, "create", "--wallet", str(path), "--json"]))["wallet"] == str(path)
+    assert not (tmp_path / "other.json").exists()
+    path.unlink()
 
     made = after("create")
     assert made == {"wallet": str(path), "address": made["address"]}

@@ -102,6 +102,25 @@ def fail_cleanly(function):
     return wrapper
 
 
+def _override(attribute: str, convert):
+    """A subcommand's ``--wallet`` or ``--node``: replaces what the group set."""
+    def callback(ctx: click.Context, param: click.Parameter, value) -> None:
+        if value is not None:
+            setattr(ctx.find_object(Context), attribute, convert(value))
+    return callback
+
+
+def subcommand_options(function):
+    """``--json``, ``--wallet`` and ``--node`` after the subcommand too
+    (``toychain wallet balance --node URL --json``), as before it."""
+    function = click.option("--node", default=None, expose_value=False, callback=_override("node", NodeClient),
+                            help="Node RPC URL (also accepted before the subcommand).")(function)
+    function = click.option("--wallet", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                            expose_value=False, callback=_override("path", Path),
+                            help="Keystore file (also accepted before the subcommand).")(function)
+    return json_option(function)
+
+
 @click.group()
 @click.option("--wallet", type=click.Path(dir_okay=False, path_type=Path),
               default=lambda: os.environ.get("TOYCHAIN_WALLET", str(DEFAULT_WALLET)),
@@ -116,7 +135,7 @@ def wallet(ctx, wallet, node):
 
 
 @wallet.command()
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def create(obj: Context):
@@ -132,7 +151,7 @@ def create(obj: Context):
 
 @wallet.command("import-demo")
 @click.argument("name", type=click.Choice(DEMO_ACCOUNTS))
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def import_demo(obj: Context, name):
@@ -152,7 +171,7 @@ def import_demo(obj: Context, name):
 
 @wallet.command("new-address")
 @click.option("--label", default="", help="A note for yourself.")
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def new_address(obj: Context, label):
@@ -164,7 +183,7 @@ def new_address(obj: Context, label):
 
 
 @wallet.command()
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def addresses(obj: Context):
@@ -187,7 +206,7 @@ def _balances(obj: Context, store: ks.Keystore) -> dict:
 
 
 @wallet.command()
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def balance(obj: Context):
@@ -225,7 +244,7 @@ def _amount(text: str) -> int:
                    "(it spends your coins, the 1,000 largest at most, and pays all of AMOUNT), so "
                    "that the node judges it: watch it refuse (bad-txns-in-belowout). Without this "
                    "flag the wallet refuses before signing.")
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def send(obj: Context, address, amount, fee_rate, yes, explain, overspend_anyway):
@@ -286,7 +305,7 @@ def _overspend(obj: Context, store: ks.Keystore, usable, to_owner: bytes, units:
 
 
 @wallet.command()
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def history(obj: Context):
@@ -301,7 +320,7 @@ def history(obj: Context):
 
 
 @wallet.command()
-@json_option
+@subcommand_options
 @click.pass_obj
 @fail_cleanly
 def utxos(obj: Context):
