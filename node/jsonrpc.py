@@ -9,7 +9,10 @@ can crash the server (HTTP 200 with an error object, never a 500):
   cannot yield, and 8 MiB of ``[[],[],...]`` takes it 1.8 s (``parse``);
 * strict JSON only: ``NaN``/``Infinity`` and nesting deeper than 1,024
   levels are parse errors (-32700); orjson parses, the standard library
-  judges what it refuses (``wirejson``);
+  judges what it refuses (``wirejson``), and parses a body that may hold an
+  integer of 19 digits or more (``BIG_INT``): orjson would turn one past 64
+  bits into a float without a word, so that an ``id`` would not come back
+  as it was sent;
 * each request must be an object with a string ``method``, a ``params``
   list if any, and an ``id`` that is a string, a number or null (-32600); a
   bad one in a batch gets its own error, the others still run;
@@ -26,7 +29,9 @@ not run and get error -32000 instead (send them again in another batch).
 """
 
 import asyncio
+import json
 import math
+import re
 
 from . import wirejson
 
@@ -36,6 +41,8 @@ MAX_BATCH_REPLY_BYTES = 16 * 1024 * 1024
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 OVER_BUDGET = -32000
+# A number of 19 digits or more where JSON has values (never inside a hex string): maybe past 64 bits.
+BIG_INT = re.compile(r"[\[,:][ \t\r\n]*-?[0-9]{19}")
 
 
 class EnvelopeError(Exception):
@@ -66,7 +73,10 @@ def parse(body: bytes):
     except UnicodeDecodeError as error:
         raise EnvelopeError(PARSE_ERROR, f"parse error: the body is not UTF-8 (byte {error.start})") from None
     try:
-        value = wirejson.loads(text, parse_constant=_no_constant)
+        if BIG_INT.search(text):
+            value = json.loads(text, parse_constant=_no_constant)
+        else:
+            value = wirejson.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise EnvelopeError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, NaN, an integer of more than 4,300 digits

@@ -87,6 +87,7 @@ From the repository root::
     .venv/bin/python scripts/bench_network.py --large         # 25 nodes
     .venv/bin/python scripts/bench_network.py --quiet-wait 400  # first wait for an idle machine
     .venv/bin/python scripts/bench_network.py --txs 200 --rpc-txs 1000 --sync-blocks 1000  # quick
+    .venv/bin/python scripts/bench_network.py --phases lone --rpc-txs 4000  # phase 6 alone, ~1 min
 
 ``--json FILE`` also writes every number as JSON. Exit status 0 after a
 complete run (whatever the numbers), 1 if a phase failed.
@@ -619,38 +620,44 @@ class Bench:
         connector = aiohttp.TCPConnector(limit=max(32, args.workers * 2))
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             self.session = session
-            nodes = await self.start_network()
-            tracker, watchers = await self.subscribe(nodes)
-            try:
-                await asyncio.sleep(1.0)
-                self.idle_rss(nodes)
-                latency_txs, net_txs = await self.fund(nodes, tracker, args.txs + args.rpc_txs)
-                with self.cpu.phase("tx propagation"):
-                    await self.tx_latency(nodes, tracker, latency_txs)
-                # From here on, no /events subscription: a block of 1,000 txs makes each node
-                # publish 1,001 events, and decoding 10,000 frames here would load the very
-                # CPUs being measured. Block arrival is read from the nodes' logs instead.
-                await self.unsubscribe(watchers)
-                watchers = []
-                await asyncio.sleep(0.5)
-                with self.cpu.phase("block propagation"):
-                    await self.block_latency(nodes, len(latency_txs))
-                if net_txs:
-                    with self.cpu.phase("RPC throughput, network"):
-                        await self.rpc_throughput(nodes, net_txs, "net")
-                    self.loaded_rss(nodes)
-            finally:
-                await self.unsubscribe(watchers)
-                self.say("stopping the network")
-                killed = stop_all(nodes)
-                self.results["killed_after_sigterm"] = len(killed)
-                if killed:
-                    self.say(f"  {len(killed)} of {len(nodes)} nodes did not exit within {STOP_GRACE:.0f} s "
-                             f"of SIGTERM and were killed: {killed}")
-            if args.rpc_txs:
+            if "network" in args.phases:
+                await self.network()
+            if args.rpc_txs and "lone" in args.phases:
                 await self.lone_node_throughput()
-            if args.sync_blocks > 0:
+            if args.sync_blocks > 0 and "sync" in args.phases:
                 await self.sync()
+
+    async def network(self) -> None:
+        """Phases 1 to 5: the network of ``--nodes`` nodes."""
+        args = self.args
+        nodes = await self.start_network()
+        tracker, watchers = await self.subscribe(nodes)
+        try:
+            await asyncio.sleep(1.0)
+            self.idle_rss(nodes)
+            latency_txs, net_txs = await self.fund(nodes, tracker, args.txs + args.rpc_txs)
+            with self.cpu.phase("tx propagation"):
+                await self.tx_latency(nodes, tracker, latency_txs)
+            # From here on, no /events subscription: a block of 1,000 txs makes each node
+            # publish 1,001 events, and decoding 10,000 frames here would load the very
+            # CPUs being measured. Block arrival is read from the nodes' logs instead.
+            await self.unsubscribe(watchers)
+            watchers = []
+            await asyncio.sleep(0.5)
+            with self.cpu.phase("block propagation"):
+                await self.block_latency(nodes, len(latency_txs))
+            if net_txs:
+                with self.cpu.phase("RPC throughput, network"):
+                    await self.rpc_throughput(nodes, net_txs, "net")
+                self.loaded_rss(nodes)
+        finally:
+            await self.unsubscribe(watchers)
+            self.say("stopping the network")
+            killed = stop_all(nodes)
+            self.results["killed_after_sigterm"] = len(killed)
+            if killed:
+                self.say(f"  {len(killed)} of {len(nodes)} nodes did not exit within {STOP_GRACE:.0f} s "
+                         f"of SIGTERM and were killed: {killed}")
 
     async def subscribe(self, nodes):
         """A Tracker fed by every node's /events, and the watcher tasks."""
@@ -1049,6 +1056,16 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
+PHASES = ("network", "lone", "sync")
+
+
+def _phases(text: str) -> set[str]:
+    phases = {p.strip() for p in text.split(",") if p.strip()}
+    if not phases or not phases <= set(PHASES):
+        raise argparse.ArgumentTypeError(f"{text!r}: name one or more of {', '.join(PHASES)}")
+    return phases
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1064,6 +1081,9 @@ def parse_args(argv=None):
                         help="also measure the lone node with JSON-RPC batches of this many txs "
                              "(100; 1 skips; the server takes at most 1000)")
     parser.add_argument("--sync-blocks", type=int, default=5000, help="blocks a fresh node syncs (5000; 0 skips)")
+    parser.add_argument("--phases", default="network,lone,sync", type=_phases,
+                        help="which phases run, a comma-separated list of network (1-5), lone (6) and "
+                             "sync (7); all by default, 'lone' alone measures a lone node's RPC quickly")
     parser.add_argument("--tx-timeout", type=float, default=10.0, help="seconds a tx may take to reach all")
     parser.add_argument("--seed", type=int, default=1, help="random seed (graph, submit nodes)")
     parser.add_argument("--timeout", type=float, default=3600, help="whole-run limit in seconds")
