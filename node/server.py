@@ -131,6 +131,7 @@ class NodeServer:
         self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
         self.gate = NodeGate(after=self._carry_out_all)
         self.node.on_actions = self._actions_pending
+        self.node.watched = lambda: self.events.subscribers > 0  # no /events client: no event is built
         self.node.flush_at = self._flush_at
         self.lag = LoopLagMonitor()
         self.metrics = NodeMetrics(self.node, self.gate, self.lag)
