@@ -40,7 +40,7 @@ from . import wirejson
 MAX_BATCH = 1000
 MAX_JSON_VALUES = 100_000
 MAX_BATCH_REPLY_BYTES = 16 * 1024 * 1024
-YIELD_SECONDS = 0.001  # a batch lets the loop in at least this often (between requests)
+YIELD_SECONDS = 0.005  # a batch lets the loop in at least this often (between requests; rpc.py)
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 OVER_BUDGET = -32000

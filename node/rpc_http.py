@@ -57,8 +57,10 @@ PIPELINE_BYTES = 64 * 1024  # bytes buffered behind the request being answered b
 REPLY_CHUNK = 64 * 1024     # bytes of a batch's replies joined into one write
 REQUEST_LINE = b"POST /rpc HTTP/1.1\r\n"
 HANDED_OVER = frozenset((b"origin", b"transfer-encoding", b"expect", b"upgrade", b"connection"))
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # tab allowed
+# The request line and header lines (token ":" value without control characters but tab), all at once.
+_HEAD = re.compile(rb"POST /rpc HTTP/1\.1(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*")
+_STARTS = {status: b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+           % (status, HTTPStatus(status).phrase.encode()) for status in (200, 401)}
 
 
 class _Date:
@@ -74,8 +76,8 @@ class _Date:
 
 
 def head_of(status: int, length: int) -> bytes:
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nDate: %s\r\n\r\n"
-            % (status, HTTPStatus(status).phrase.encode(), length, _Date.now()))
+    """The reply's status line and headers (200 or 401)."""
+    return b"%s%d\r\nDate: %s\r\n\r\n" % (_STARTS[status], length, _Date.now())
 
 
 class RpcConnection(asyncio.Protocol):
@@ -167,14 +169,11 @@ class RpcConnection(asyncio.Protocol):
     def _parse(self, head: bytes, body_start: int) -> tuple[bytes, str] | None:
         """(body, Authorization) of a plain RPC call whose body is all here,
         taken off the buffer; None for anything aiohttp should see."""
-        lines = head.split(b"\r\n")
-        if lines[0] + b"\r\n" != REQUEST_LINE:
+        if not _HEAD.fullmatch(head):
             return None
         headers = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name) or _CONTROL.search(value):
-                return None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
             name = name.lower()
             if name in headers or name in HANDED_OVER:
                 return None
