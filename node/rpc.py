@@ -24,7 +24,8 @@ are generators that yield every ``SCAN_CHUNK`` entries: ``run`` lets the
 loop in there, ``call`` runs any method straight through (regtest blocks
 are solved in place).
 HEAVY calls from all clients compute one slice at a time (``Turns``), so
-that ten clients cannot stack ten heavy calls into one loop iteration.
+that ten clients cannot stack ten heavy calls into one loop iteration (short
+ones, at most ``YIELD_SECONDS`` of them).
 """
 
 import asyncio

@@ -12,12 +12,16 @@ for this node (``page.py``).
 Security defaults: bind 127.0.0.1; admin RPC methods need
 ``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
 written to ``DATADIR/.cookie`` with mode 0600 at every start; every frame and
-request body is size-limited. Every HTTP request passes two middlewares
-first: ``http_limits`` (connection count and idle timeouts) and
-``http_guard`` (Host, Origin and the JSON content type: what a web page in
-the user's browser may do). A request body must arrive within
+request body is size-limited. Every connection is counted and timed by
+``http_limits`` (connection count and idle timeouts). A plain ``POST /rpc``
+call without ``Origin`` is read and answered by ``rpc_http`` (``answer_rpc``)
+after the same ``Host`` and content-type checks; every other request goes
+to aiohttp, where two middlewares come first: ``http_limits.Listener.track``
+and ``http_guard`` (Host, Origin and the JSON content type: what a web page
+in the user's browser may do). A request body must arrive within
 ``BODY_SECONDS``; ``jsonrpc`` turns any body into an answer, one request at
-a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``.
+a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``, and no
+event is even built while none does (``Node.watched``).
 
 The event loop never runs a long validation (``gate.py``): a frame of
 ``OFFLOAD_CHARS`` or more, or any frame about blocks, is handed to the node
