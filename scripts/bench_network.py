@@ -31,8 +31,10 @@ spanning tree plus random extra edges; each edge is dialled by one side with
    CPU all nodes spent per tx (so what 2 cores can carry at most). Loaded
    RSS is read afterwards.
 6. RPC throughput of a lone node. The network is stopped; one node with no
-   peers gets ``--rpc-txs`` txs the same way (and as many again in JSON-RPC
-   batches of ``--batch``). This is the node's own capacity, and what the
+   peers first answers ``--rpc-txs`` (at least 1,000) ``getbestblockhash``
+   requests from ``--workers`` clients (its CPU per request: what one HTTP
+   request costs it beyond the method), then gets ``--rpc-txs`` txs the same
+   way as in 5 (and as many again in JSON-RPC batches of ``--batch``). This is the node's own capacity, and what the
    issue's ">= 2,000 tx/s at one node" is judged on; the node's CPU per
    accepted tx is printed too, as it hardly depends on other load.
 7. Sync. A fresh source node mines ``--sync-blocks`` empty blocks
@@ -705,6 +707,8 @@ class Bench:
             finally:
                 await self.unsubscribe(watchers)
             await asyncio.sleep(0.5)
+            with self.cpu.phase("getbestblockhash, lone node"):
+                await self.http_cost(lone)
             with self.cpu.phase("RPC throughput, lone node"):
                 await self.rpc_throughput([lone], single, "lone")
             if batch > 1:
@@ -712,6 +716,24 @@ class Bench:
                     await self.rpc_throughput([lone], batched, "batch", batch)
         finally:
             stop_all([lone])
+
+    async def http_cost(self, node: NodeProc) -> None:
+        """The node's CPU per ``getbestblockhash`` request (one per HTTP request,
+        ``--workers`` clients): what serving one request costs beyond the method."""
+        count = max(1000, self.args.rpc_txs)
+        self.say(f"HTTP cost: {count} getbestblockhash requests to a lone node, {self.args.workers} clients")
+        raw = self.raw_verify("http")
+        left = iter(range(count))
+
+        async def worker():
+            for _ in left:
+                await rpc(self.session, node, "getbestblockhash", timeout=30)
+        before = cpu_seconds(node.pid)
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(self.args.workers))), 300)
+        per = (cpu_seconds(node.pid) - before) / count
+        self.results["rpc_http_node_cpu_ms_per_request"] = per * 1000
+        self.results["rpc_http_cpu_per_verify"] = per * 1e6 / raw
+        self.say(f"  {per * 1e6:.1f} us CPU per request = {per * 1e6 / raw:.2f} raw verifies")
 
     # -- phase 0: the network ------------------------------------------------------------------------
     async def start_network(self):
@@ -1000,6 +1022,8 @@ class Bench:
             ("tx_max_ms", f"tx to all {n} mempools, max", "ms", None, None, ""),
             ("block_ms", f"block of {r.get('block_txs', '?')} txs to all {n} nodes", "ms", None, None, ""),
             ("sync_bps", f"sync of a fresh node, {self.args.sync_blocks} blocks", "blocks/s", None, None, ""),
+            ("rpc_http_node_cpu_ms_per_request", "lone node's CPU per getbestblockhash request", "ms", "http",
+             "rpc_http_cpu_per_verify", "x raw verify"),
             ("rpc_lone_tps", f"sendrawtransaction, lone node ({self.args.workers} clients)", "tx/s",
              None, None, ""),
             ("rpc_lone_node_cpu_ms_per_tx", "  lone node's CPU per accepted tx", "ms", "lone",
