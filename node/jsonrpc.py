@@ -21,7 +21,8 @@ can crash the server (HTTP 200 with an error object, never a 500):
 ``answer`` runs the requests one by one and yields to the event loop
 between two of them once ``YIELD_SECONDS`` have passed since it last did,
 so a batch of 1,000 holds the loop no longer than that plus its slowest
-request at a time (a yield per request cost a turn of the loop for each). Each reply is encoded to bytes as soon as it is made and
+request at a time (a yield per request cost a turn of the loop for each).
+Each reply is encoded to bytes as soon as it is made and
 the shell sends the pieces in chunks of about 64 kB (one socket write each):
 one ``json.dumps`` of the whole batch, or even one ``join`` of 16 MiB, holds
 the loop for 100 ms or more. Once a
