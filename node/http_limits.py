@@ -126,65 +126,30 @@ class ConnectionTable:
 
 class Listener:
     """The listening socket of an aiohttp ``AppRunner``, with the table's
-    limits applied: use ``track`` as the app's first middleware.
+    limits applied: use ``track`` as the app's first middleware."""
 
-    Each new connection gets the protocol ``protocol(listener)`` makes (the
-    RPC fast path, ``rpc_http.RpcConnection``), or aiohttp's own when there
-    is none; such a protocol reports to the listener (``opened``,
-    ``closed``, ``request_started``, ``request_finished``) and may give the
-    connection to aiohttp (``hand_over``). The table counts both kinds."""
-
-    def __init__(self, limit: int, protocol=None):
+    def __init__(self, limit: int):
         self.runner: web.AppRunner | None = None
         self.table = ConnectionTable(limit)
-        self.protocol = protocol
-        self.own: set = set()  # open connections of ``protocol`` not handed over
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task | None = None
 
     @web.middleware
     async def track(self, request: web.Request, handler):
-        conn = request.protocol
-        self.table.request_started(conn, asyncio.get_running_loop().time())
+        self.table.request_started(request.protocol, asyncio.get_running_loop().time())
         try:
             return await handler(request)
         finally:
-            self.table.request_finished(conn, asyncio.get_running_loop().time())
-
-    def _live(self) -> list:
-        return [*self.own, *self.runner.server.connections]
+            self.table.request_finished(request.protocol, asyncio.get_running_loop().time())
 
     def _connection(self):
-        """The protocol factory: a new connection, admitted."""
-        conn = self.runner.server() if self.protocol is None else self.protocol(self)
-        for victim in self.table.admit(conn, asyncio.get_running_loop().time(), self._live()):
-            victim.force_close()
-        return conn
-
-    # -- what a ``protocol`` connection reports ---------------------------------------------
-    def opened(self, conn) -> None:
-        self.own.add(conn)
-
-    def closed(self, conn) -> None:
-        self.own.discard(conn)
-
-    def request_started(self, conn) -> None:
-        self.table.request_started(conn, asyncio.get_running_loop().time())
-
-    def request_finished(self, conn) -> None:
-        self.table.request_finished(conn, asyncio.get_running_loop().time())
-
-    def hand_over(self, conn, transport: asyncio.Transport, received: bytes) -> None:
-        """aiohttp takes the connection from ``conn``, fed the bytes ``received``
-        and not consumed; from now on the table counts aiohttp's handler."""
-        self.own.discard(conn)
+        """The protocol factory: a new aiohttp connection, admitted."""
         handler = self.runner.server()
-        transport.set_protocol(handler)
-        handler.connection_made(transport)
-        if received:
-            handler.data_received(received)
+        for victim in self.table.admit(handler, asyncio.get_running_loop().time(),
+                                       self.runner.server.connections):
+            victim.force_close()
+        return handler
 
-    # -- the socket -------------------------------------------------------------------------------
     async def bind(self, runner: web.AppRunner, host: str, port: int) -> int:
         """Listen for ``runner`` (not serving yet); returns the port, the OS's choice for 0."""
         self.runner = runner
@@ -201,22 +166,12 @@ class Listener:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            for conn in self.table.expired(loop.time(), self._live()):
-                conn.force_close()
+            for handler in self.table.expired(loop.time(), self.runner.server.connections):
+                handler.force_close()
 
-    async def close(self, timeout: float) -> None:
-        """Stop listening; close the ``protocol`` connections, letting requests
-        in progress finish for up to ``timeout`` seconds (aiohttp's own
-        connections are the runner's to close)."""
+    async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.wait({self._sweeper})
         if self._server is not None:
             self._server.close()
-        for conn in list(self.own):
-            conn.close_when_idle()
-        tasks = {conn.task for conn in self.own if conn.busy and conn.task is not None}
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
-        for conn in list(self.own):
-            conn.force_close()

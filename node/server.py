@@ -12,13 +12,10 @@ for this node (``page.py``).
 Security defaults: bind 127.0.0.1; admin RPC methods need
 ``Authorization: Bearer <cookie>`` where the cookie is 64 random hex digits
 written to ``DATADIR/.cookie`` with mode 0600 at every start; every frame and
-request body is size-limited. Every connection is counted and timed by
-``http_limits`` (connection count and idle timeouts). A plain ``POST /rpc``
-call without ``Origin`` is read and answered by ``rpc_http`` (``answer_rpc``)
-after the same ``Host`` and content-type checks; every other request goes
-to aiohttp, where two middlewares come first: ``http_limits.Listener.track``
-and ``http_guard`` (Host, Origin and the JSON content type: what a web page
-in the user's browser may do). A request body must arrive within
+request body is size-limited. Every HTTP request passes two middlewares
+first: ``http_limits`` (connection count and idle timeouts) and
+``http_guard`` (Host, Origin and the JSON content type: what a web page in
+the user's browser may do). A request body must arrive within
 ``BODY_SECONDS``; ``jsonrpc`` turns any body into an answer, one request at
 a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``, and no
 event is even built while none does (``Node.watched``).
@@ -66,7 +63,6 @@ from .metrics import CONTENT_TYPE, NodeMetrics
 from .miner import Miner
 from .node import HANDSHAKE_SECONDS, TIMER_SECONDS, Node
 from .page import add_page_routes, single_node_config
-from .rpc_http import REPLY_CHUNK, RpcConnection
 
 log = logging.getLogger("toychain")
 
@@ -82,6 +78,7 @@ SHUTDOWN_SECONDS = 5.0       # how long stop() lets requests in progress finish
 SWITCH_SECONDS = 0.001      # GIL switch interval (Python: 5 ms): the most the loop waits for it (gate.py)
 BURST_BYTES = 256 * 1024     # frames a peer link writes under one TCP_CORK (PeerLink)
 TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux only
+REPLY_CHUNK = 64 * 1024      # bytes of a batch's replies joined into one write (a join this size takes microseconds)
 
 
 def write_cookie(datadir: Path) -> str:
@@ -148,9 +145,8 @@ class NodeServer:
         self.workers = rpc.Workers(ProcessPoolExecutor(1), ThreadPoolExecutor(1, thread_name_prefix="rpc"),
                                    rpc.Turns(self.gate), self.gate)
         self._batches = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+        self.listener = Listener(connection_limit())
         self.policy = BrowserPolicy(self.host, self.port, self.allowed_origins)
-        self.listener = Listener(connection_limit(), lambda listener: RpcConnection(
-            listener, self.policy, self.answer_rpc, MAX_RPC_BODY))
         app = web.Application(client_max_size=MAX_RPC_BODY,
                               middlewares=[self.listener.track, guard(self.policy)])
         app.router.add_get("/p2p", self._p2p_inbound)
@@ -187,7 +183,7 @@ class NodeServer:
             await asyncio.wait(set(self._tasks), timeout=10)
         for ws in list(self._sockets):
             await ws.close()
-        await self.listener.close(SHUTDOWN_SECONDS)
+        await self.listener.close()
         await self.runner.cleanup()
         self.workers.miner.shutdown(wait=False, cancel_futures=True)
         self.workers.pure.shutdown(wait=False, cancel_futures=True)
@@ -330,37 +326,29 @@ class NodeServer:
 
     # -- RPC and events -------------------------------------------------------------------------
     async def _rpc(self, request: web.Request) -> web.Response:
-        """``POST /rpc`` as aiohttp serves it: what ``rpc_http`` handed over."""
         try:
             if request.content.is_eof():  # all here (a small body comes with its headers): no wait
                 raw = await request.read()
             else:
                 async with asyncio.timeout(BODY_SECONDS):
                     raw = await request.read()
+            body = jsonrpc.parse(raw)
         except TimeoutError:
             return web.Response(status=408, text=f"the request body did not arrive within {BODY_SECONDS:g} s\n")
         except web.HTTPRequestEntityTooLarge:
             return self._reply(jsonrpc.error_reply(None, jsonrpc.INVALID_REQUEST, (
                 f"invalid request: the body is over {MAX_RPC_BODY:,} bytes")))
-        status, reply = await self.answer_rpc(raw, request.headers.get("Authorization", ""))
-        return self._reply(reply, status)
-
-    async def answer_rpc(self, raw: bytes, authorization: str) -> tuple[int, dict | list[bytes]]:
-        """(HTTP status, the reply) for a body sent to ``/rpc`` with this
-        ``Authorization`` header ("" without): one error object, or the
-        answer's pieces (``jsonrpc.answer``)."""
-        try:
-            body = jsonrpc.parse(raw)
         except jsonrpc.EnvelopeError as error:
-            return 200, error.reply
-        if any(m in rpc.ADMIN for m in jsonrpc.methods(body)) and not self._authorized(authorization):
+            return self._reply(error.reply)
+        if any(m in rpc.ADMIN for m in jsonrpc.methods(body)) and not self._authorized(request):
             request_id = body.get("id") if isinstance(body, dict) and jsonrpc.invalid(body) is None else None
-            return 401, jsonrpc.error_reply(request_id, jsonrpc.INVALID_REQUEST,
-                                            "admin method: Authorization: Bearer <cookie> required")
+            return self._reply(jsonrpc.error_reply(request_id, jsonrpc.INVALID_REQUEST,
+                                                   "admin method: Authorization: Bearer <cookie> required"),
+                               status=401)
         if isinstance(body, list) and len(body) > 1:
             async with self._batches:
-                return 200, await jsonrpc.answer(body, self._run)
-        return 200, await jsonrpc.answer(body, self._run)
+                return self._reply(await jsonrpc.answer(body, self._run))
+        return self._reply(await jsonrpc.answer(body, self._run))
 
     @staticmethod
     def _reply(reply: dict | list[bytes], status: int = 200) -> web.Response:
@@ -383,8 +371,9 @@ class NodeServer:
                 yield b"".join(chunk)
         return web.Response(body=chunks(), content_type="application/json")
 
-    def _authorized(self, authorization: str) -> bool:
-        return secrets.compare_digest(authorization.encode("utf-8", "surrogateescape"), f"Bearer {self.token}".encode())
+    def _authorized(self, request: web.Request) -> bool:
+        supplied = request.headers.get("Authorization", "")
+        return secrets.compare_digest(supplied.encode(), f"Bearer {self.token}".encode())
 
     async def _run(self, method: str, params) -> dict:
         """One request's ``result`` or ``error``."""
