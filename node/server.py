@@ -372,8 +372,8 @@ class NodeServer:
         return web.Response(body=chunks(), content_type="application/json")
 
     def _authorized(self, request: web.Request) -> bool:
-        supplied = request.headers.get("Authorization", "")
-        return secrets.compare_digest(supplied.encode(), f"Bearer {self.token}".encode())
+        supplied = request.headers.get("Authorization", "")  # aiohttp keeps bytes that are not UTF-8 as surrogates
+        return secrets.compare_digest(supplied.encode("utf-8", "surrogateescape"), f"Bearer {self.token}".encode())
 
     async def _run(self, method: str, params) -> dict:
         """One request's ``result`` or ``error``."""

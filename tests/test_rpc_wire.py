@@ -114,3 +114,17 @@ def test_ids_past_64_bits_come_back_exactly(tmp_path):
             body = b"".join(chunks)
             assert json.loads(body)["id"] == request_id and str(request_id).encode() in body
     with_node(tmp_path, check)
+
+
+def test_a_cookie_that_is_not_utf8_is_refused_not_a_crash(tmp_path):
+    """An ``Authorization`` header of bytes that are not UTF-8 is a wrong
+    cookie (401), never an HTTP 500."""
+    async def check(server, reader, writer):
+        writer.write(post(server.port, call("generatetoaddress", 1, address("alice")),
+                          b"Authorization: Bearer \xff\xfe\r\n"))
+        status, _, chunks = await read_reply(reader)
+        assert status == 401, chunks
+        assert json.loads(b"".join(chunks))["error"]["message"] == (
+            "admin method: Authorization: Bearer <cookie> required")
+        assert server.node.chain.height == 0
+    with_node(tmp_path, check)
