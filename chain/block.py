@@ -91,9 +91,16 @@ class Block:
         reader = Reader(data)
         header = Header.read(reader)
         n_tx = reader.count(MIN_TX_SIZE, "transaction")
-        txs = tuple(Tx.read(reader) for _ in range(n_tx))
+        txs = []
+        for _ in range(n_tx):
+            common = Tx.read_common(reader.data, reader.pos)
+            if common is None:
+                txs.append(Tx.read(reader))
+            else:
+                txs.append(common[0])
+                reader.pos = common[1]
         reader.finish()
-        block = cls(header, txs)
+        block = cls(header, tuple(txs))
         block.__dict__["raw"] = reader.data
         return block
 
