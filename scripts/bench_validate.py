@@ -93,7 +93,7 @@ import coincurve  # noqa: E402
 from coincurve.ecdsa import cdata_to_der, deserialize_compact  # noqa: E402
 
 from chain.block import Block  # noqa: E402
-from chain.sigcheck import RECORD, ParallelVerifier, SerialVerifier  # noqa: E402
+from chain.sigcheck import ParallelVerifier, SerialVerifier, encode_chunk  # noqa: E402
 from chain.chainstate import ChainState  # noqa: E402
 from chain.keys import demo_private_key, owner_of, public_key  # noqa: E402
 from chain.mining import build_block, mine_block, sign_tx, solve  # noqa: E402
@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         parallel = ParallelVerifier(workers=args.workers - 1)  # the caller's thread: the Nth core
         if parallel.workers:  # its worker processes start untimed, and are ready, as in a node
             parallel.start(REGTEST.magic, parallel.min_jobs)  # that has run a while
-            parallel.submit(bytes(RECORD)).answer()
+            parallel.submit(encode_chunk(REGTEST.magic, [], []), 0).answer()
         try:
             fastest = lambda measures: min(measures, key=lambda m: m.wall)  # noqa: E731
             raw1 = fastest(time_raw(items, 1, None) for _ in range(args.repeat))
