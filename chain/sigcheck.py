@@ -41,6 +41,7 @@ within ``ANSWER_TIMEOUT``, costs new workers at the next block; the chunks
 it had are checked in the calling thread.
 """
 
+import fcntl
 import os
 import select
 import struct
@@ -54,6 +55,10 @@ from .tx import Tx
 from .tx_rules import check_input_authorization
 
 CHUNK = 256  # checks per message to a worker: ~15 ms of work, ~60 kB of one-input txs
+# Bytes a worker's input pipe holds (Linux's default is 64 kB, about one
+# chunk): enough for a whole block's chunks of one-input txs, so the caller
+# never waits for a worker to read before going on with its own work.
+PIPE_SIZE = 1 << 20
 # A chunk takes milliseconds; a worker silent this long is stuck (or stopped).
 ANSWER_TIMEOUT = 30.0
 _CHECK = struct.Struct("<IIq")  # tx number in the chunk, input index, coin amount (owner follows)
@@ -114,6 +119,10 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_ROOT, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen([sys.executable, "-m", "chain.sigcheck"], bufsize=0,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        try:
+            fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # over /proc/sys/fs/pipe-max-size: the default size, the caller waits more
+            pass
 
     def send(self, chunk: bytes) -> None:
         self.process.stdin.write(len(chunk).to_bytes(4, "little") + chunk)
