@@ -25,7 +25,6 @@ transaction. ``ChainState`` changes its memory only after a write returns.
 """
 
 import sqlite3
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,13 +91,16 @@ def history_rows(block: Block, height: int, spent: list[tuple[OutPoint, Coin]]):
     rows = []
     cursor = 0
     for pos, tx in enumerate(block.txs):
-        delta: dict[bytes, int] = defaultdict(int)
-        for _, coin in spent[cursor:cursor + len(tx.inputs)]:
-            delta[coin.owner] -= coin.amount
-        cursor += len(tx.inputs)
+        delta: dict[bytes, int] = {}
+        n_in = len(tx.inputs)
+        for _, coin in spent[cursor:cursor + n_in]:
+            delta[coin.owner] = delta.get(coin.owner, 0) - coin.amount
+        cursor += n_in
         for out in tx.outputs:
-            delta[out.owner] += out.amount
-        rows += [(owner, height, pos, tx.txid, d) for owner, d in delta.items()]
+            delta[out.owner] = delta.get(out.owner, 0) + out.amount
+        txid = tx.txid
+        for owner, d in delta.items():
+            rows.append((owner, height, pos, txid, d))
     return rows
 
 
