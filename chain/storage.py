@@ -307,8 +307,8 @@ class Store:
             insert_rows(db, "utxo", added)
             if connect:
                 db.execute("INSERT INTO undo VALUES (?,?)", (block.hash, undo))
-                insert_rows(db, "txindex", [(tx.txid, height, pos)
-                                            for pos, tx in enumerate(block.txs)])
+                insert_rows(db, "txindex", sorted((tx.txid, height, pos)
+                                                  for pos, tx in enumerate(block.txs)))
                 insert_rows(db, "history", rows)
                 db.execute("INSERT INTO active VALUES (?,?)", (height, block.hash))
                 tip = block.hash
