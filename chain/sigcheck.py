@@ -119,10 +119,12 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_ROOT, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen([sys.executable, "-m", "chain.sigcheck"], bufsize=0,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        try:
-            fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:  # over /proc/sys/fs/pipe-max-size: the default size, the caller waits more
-            pass
+        set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+        if set_pipe_size is not None:
+            try:
+                fcntl.fcntl(self.process.stdin.fileno(), set_pipe_size, PIPE_SIZE)
+            except OSError:  # over /proc/sys/fs/pipe-max-size: the caller may wait more
+                pass
 
     def send(self, chunk: bytes) -> None:
         self.process.stdin.write(len(chunk).to_bytes(4, "little") + chunk)
