@@ -254,6 +254,15 @@ def test_sighash_matches_protocol_formula(index):
         hand_sighash(tx, index, SPENT[index], DEVNET.magic)
 
 
+def test_sighash_of_a_one_input_tx_matches_protocol_formula():
+    """A one-input tx is hashed in one go, not from a kept prefix state: same digest."""
+    two = two_in_two_out()
+    tx = Tx(two.version, two.inputs[:1], two.outputs, two.locktime)
+    for magic in (MAGIC, DEVNET.magic):
+        assert tx.sighash(0, SPENT[0], magic) == hand_sighash(tx, 0, SPENT[0], magic)
+    assert tx.sighash(0, SPENT[1], MAGIC) == hand_sighash(tx, 0, SPENT[1], MAGIC)
+
+
 random_txins = st.builds(TxIn, st.binary(min_size=32, max_size=32), st.integers(0, 2 ** 32 - 1),
                          st.binary(min_size=33, max_size=33), st.binary(min_size=64, max_size=64))
 random_txouts = st.builds(TxOut, st.integers(-2 ** 63, 2 ** 63 - 1),
