@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .encoding import Reader, cached, sha256d, u32, u64, varint
 from .errors import bad_encoding
+from .gcpause import gc_paused
 from .tx import MIN_TX_SIZE, Tx
 
 HEADER_SIZE = 88
@@ -88,12 +89,24 @@ class Block:
     @classmethod
     def decode(cls, data: bytes) -> "Block":
         """Exactly one block from ``data``, or RuleError bad-encoding."""
+        with gc_paused():
+            return cls._decode(data)
+
+    @classmethod
+    def _decode(cls, data: bytes) -> "Block":
         reader = Reader(data)
         header = Header.read(reader)
         n_tx = reader.count(MIN_TX_SIZE, "transaction")
-        txs = tuple(Tx.read(reader) for _ in range(n_tx))
+        txs = []
+        for _ in range(n_tx):
+            common = Tx.read_common(reader.data, reader.pos)
+            if common is None:
+                txs.append(Tx.read(reader))
+            else:
+                txs.append(common[0])
+                reader.pos = common[1]
         reader.finish()
-        block = cls(header, txs)
+        block = cls(header, tuple(txs))
         block.__dict__["raw"] = reader.data
         return block
 

@@ -156,8 +156,9 @@ def connect_block(block: Block, height: int, view: CoinCache, net: Network,
                 fee = check_tx_inputs(tx, coins, height, net)
                 for index, (txin, coin) in enumerate(zip(tx.inputs, coins)):
                     checks.add((pos, AUTHORIZATION, index), tx, index, coin)
-                    view.spend(txin.outpoint)
-                    spent_log.append((txin.outpoint, coin))
+                    outpoint = txin.outpoint
+                    view.spend(outpoint)
+                    spent_log.append((outpoint, coin))
                 stage = FEES
                 fees += fee
                 if fees > MAX_MONEY:

@@ -58,11 +58,9 @@ connected and disconnected (the node's mempool needs both). It raises only
 when a write fails.
 """
 
-import gc
 import heapq
 import time as _time
 from collections import OrderedDict, deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .block import Block, Header
@@ -70,6 +68,7 @@ from .block_rules import (check_block, check_block_context, check_header, check_
                           check_proof_of_work, connect_block, required_bits)
 from .coins import CoinCache, EmptyView, decode_undo, disconnect_changes, encode_undo
 from .errors import ORPHAN, REMEMBER, RuleError
+from .gcpause import gc_paused
 from .orphans import OrphanPool
 from .params import NETWORKS, Network
 from .pow import MTP_SPAN, block_work, median_time_past
@@ -89,23 +88,6 @@ MAX_SIDE_ENTRIES = 50_000
 # a short out-of-order burst between storing and connecting them.
 MAX_CACHED_BODIES = 16
 MAX_CACHED_BODY_BYTES = 4_000_000
-
-
-@contextmanager
-def gc_paused():
-    """No cyclic garbage collection while a block is processed. Connecting one
-    allocates a few objects per input and output, none in a cycle (reference
-    counting frees them), yet every 700 allocations trigger a collection and
-    every tenth of those walks older objects too: measured 9-10 µs of CPU per
-    one-input tx of a 2,000-tx block (6%), 2 µs with the pause (the rest is
-    in decoding the block, before). Collections resume after, and catch up."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class WrongNetwork(Exception):

@@ -18,9 +18,10 @@ Disconnecting a block reads no coins: ``disconnect_changes`` makes its diff
 from the block and its undo data.
 """
 
+import struct
 from typing import NamedTuple, Protocol
 
-from .encoding import Reader, i64, u32, varint
+from .encoding import Reader, varint
 from .tx import OutPoint, Tx, TxOut
 
 
@@ -69,6 +70,7 @@ class CoinCache:
         self._changed: dict[OutPoint, Coin | None] = {}
         self._read: dict[OutPoint, Coin | None] = {}  # what prefetch read
         self._has_unspent: dict[bytes, bool] = {}  # txid -> has an unspent output in the base
+        self._made: set[bytes] = set()  # txids whose outputs add_outputs added here
 
     def prefetch(self, outpoints: list[OutPoint], txids: list[bytes]) -> None:
         """Read the coins of ``outpoints`` and whether each of ``txids`` has an
@@ -89,6 +91,8 @@ class CoinCache:
         """Is any of the first ``count`` outputs of ``txid`` (a txid given to
         ``prefetch``) unspent?"""
         if not self._has_unspent[txid]:  # the common case: no base lookup per output
+            if txid not in self._made:  # nor any output made here
+                return False
             return any(self._changed.get(OutPoint(txid, i)) is not None for i in range(count))
         for index in range(count):
             outpoint = OutPoint(txid, index)
@@ -107,6 +111,7 @@ class CoinCache:
 
     def add_outputs(self, tx: Tx, height: int) -> None:
         txid, coinbase = tx.txid, tx.is_coinbase
+        self._made.add(txid)
         for index, out in enumerate(tx.outputs):
             self._changed[OutPoint(txid, index)] = Coin(out.amount, out.owner, height, coinbase)
 
@@ -115,6 +120,9 @@ class CoinCache:
 
 
 # -- undo data: the coins a block spent, in spending order ---------------------
+
+# txid | index:u32 | amount:i64 | owner | height:u32 | coinbase:u8 (69 bytes)
+_UNDO_ENTRY = struct.Struct("<32sIq20sIB")
 
 def disconnect_changes(txs: list[Tx],
                        spent: list[tuple[OutPoint, Coin]]) -> dict[OutPoint, Coin | None]:
@@ -133,19 +141,15 @@ def disconnect_changes(txs: list[Tx],
 
 
 def encode_undo(spent: list[tuple[OutPoint, Coin]]) -> bytes:
-    parts = [varint(len(spent))]
-    for outpoint, coin in spent:
-        parts.append(outpoint.txid + u32(outpoint.index) + i64(coin.amount) + coin.owner
-                     + u32(coin.height) + bytes((int(coin.coinbase),)))
-    return b"".join(parts)
+    pack = _UNDO_ENTRY.pack
+    return varint(len(spent)) + b"".join([pack(outpoint.txid, outpoint.index, coin.amount,
+                                               coin.owner, coin.height, coin.coinbase)
+                                          for outpoint, coin in spent])
 
 
 def decode_undo(data: bytes) -> list[tuple[OutPoint, Coin]]:
     reader = Reader(data)
-    spent = []
-    for _ in range(reader.count(69, "undo entry")):
-        outpoint = OutPoint(reader.read(32), reader.u32())
-        coin = Coin(reader.i64(), reader.read(20), reader.u32(), reader.read(1) == b"\x01")
-        spent.append((outpoint, coin))
+    entries = reader.read(reader.count(_UNDO_ENTRY.size, "undo entry") * _UNDO_ENTRY.size)
     reader.finish()
-    return spent
+    return [(OutPoint(txid, index), Coin(amount, owner, height, coinbase == 1))
+            for txid, index, amount, owner, height, coinbase in _UNDO_ENTRY.iter_unpack(entries)]

@@ -12,6 +12,10 @@ One database file (WAL mode) per node. Tables:
     meta         the network and genesis hash the file was created for, the
                  tip, and the coin count and total (the money supply)
 
+A block's rows go in multi-row INSERTs (``insert_rows``), and the WAL is
+checkpointed every ``WAL_CHECKPOINT_PAGES`` pages rather than at nearly
+every block's COMMIT (docs/benchmarks.md says what each table costs).
+
 Every method that changes anything is one SQLite transaction (``_write``):
 either all its statements take effect or none do, so a crash or a failed
 write (disk full, database locked) at any point leaves the last committed
@@ -21,7 +25,6 @@ transaction. ``ChainState`` changes its memory only after a write returns.
 """
 
 import sqlite3
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +34,13 @@ from .tx import OutPoint
 
 # Host parameters per statement: under 999, the oldest SQLite builds' limit.
 MAX_VARIABLES = 998
+# WAL pages before SQLite copies them back into the database file (its
+# default is 1,000). A block of 2,000 txs dirties more than 1,000 pages
+# (coins land at random places of the utxo tree), so with the default every
+# block's COMMIT ran a checkpoint; successive blocks dirty many of the same
+# pages, which a checkpoint every few blocks copies once: COMMIT 17.5 -> 11.4
+# us per tx over 30 such blocks. The WAL file grows to about 40 MB (4 kB pages).
+WAL_CHECKPOINT_PAGES = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) ;
@@ -54,18 +64,43 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
+def insert_rows(db, table: str, rows: list[tuple]) -> None:
+    """``INSERT INTO table VALUES (..), (..), ..``: as many rows per statement
+    as ``MAX_VARIABLES`` allows. One statement of many rows costs SQLite
+    less per row than ``executemany`` (one statement run per row): measured
+    6.2 against 7.6 us per utxo row, 4.8 against 6.2 per history row."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = MAX_VARIABLES // width
+    full = None
+    for start in range(0, len(rows), per):
+        part = rows[start:start + per]
+        if len(part) == per:
+            full = full or f"INSERT INTO {table} VALUES " + ",".join(
+                ["(" + ",".join("?" * width) + ")"] * per)
+            sql = full
+        else:
+            sql = f"INSERT INTO {table} VALUES " + ",".join(
+                ["(" + ",".join("?" * width) + ")"] * len(part))
+        db.execute(sql, [value for row in part for value in row])
+
+
 def history_rows(block: Block, height: int, spent: list[tuple[OutPoint, Coin]]):
     """(owner, height, pos, txid, delta) for each owner touched by each tx."""
     rows = []
     cursor = 0
     for pos, tx in enumerate(block.txs):
-        delta: dict[bytes, int] = defaultdict(int)
-        for _, coin in spent[cursor:cursor + len(tx.inputs)]:
-            delta[coin.owner] -= coin.amount
-        cursor += len(tx.inputs)
+        delta: dict[bytes, int] = {}
+        n_in = len(tx.inputs)
+        for _, coin in spent[cursor:cursor + n_in]:
+            delta[coin.owner] = delta.get(coin.owner, 0) - coin.amount
+        cursor += n_in
         for out in tx.outputs:
-            delta[out.owner] += out.amount
-        rows += [(owner, height, pos, tx.txid, d) for owner, d in delta.items()]
+            delta[out.owner] = delta.get(out.owner, 0) + out.amount
+        txid = tx.txid
+        for owner, d in delta.items():
+            rows.append((owner, height, pos, txid, d))
     return rows
 
 
@@ -79,6 +114,7 @@ class Store:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
@@ -268,12 +304,12 @@ class Store:
 
         def write(db):
             db.executemany("DELETE FROM utxo WHERE txid=? AND idx=?", removed)
-            db.executemany("INSERT INTO utxo VALUES (?,?,?,?,?,?)", added)
+            insert_rows(db, "utxo", added)
             if connect:
                 db.execute("INSERT INTO undo VALUES (?,?)", (block.hash, undo))
-                db.executemany("INSERT INTO txindex VALUES (?,?,?)",
-                               [(tx.txid, height, pos) for pos, tx in enumerate(block.txs)])
-                db.executemany("INSERT INTO history VALUES (?,?,?,?,?)", rows)
+                insert_rows(db, "txindex", sorted((tx.txid, height, pos)
+                                                  for pos, tx in enumerate(block.txs)))
+                insert_rows(db, "history", rows)
                 db.execute("INSERT INTO active VALUES (?,?)", (height, block.hash))
                 tip = block.hash
             else:

@@ -19,6 +19,9 @@ the loop free, and every other call into the node waits for it (``held``):
   The lock is released by the thread's completion, not by the caller, so a
   caller cancelled meanwhile (a client that hung up, a stopping server)
   never lets anyone in while the thread still runs.
+* ``free`` is True when nobody has the node and nobody waits for it: a
+  synchronous call may then run at once without ``held`` (the peer links
+  do so for every frame: three coroutines fewer per frame).
 * ``busy`` is True exactly while the thread owns the node; callbacks the
   node makes from the thread (``on_actions``, ``flush_at``) see it and
   leave the outbox for ``after``.
@@ -58,6 +61,12 @@ class NodeGate:
         self.offloaded = 0  # calls run on the validation thread so far
         self.waiting = 0  # calls waiting for the node now
         self._held = _Held(self)
+
+    @property
+    def free(self) -> bool:
+        """Nobody has the node and nobody waits for it: a synchronous call may
+        use it now, as ``held`` would let it in at once."""
+        return self.waiting == 0 and not self._lock.locked()
 
     def held(self) -> "_Held":
         """The node for a synchronous call on the loop, once no validation runs

@@ -119,12 +119,18 @@ class Node:
         self.banlist = BanList()
         self.claims = ListenClaims()
         self.addrs = AddrBook()
-        self.tx_requests = TxRequestTracker(self.rng)
+        # Request priorities: a fast generator seeded from the system's (one urandom call per
+        # announcement cost a relaying node about 1% of its CPU); a caller's rng as it is.
+        self.tx_requests = TxRequestTracker(rng or random.Random(self.rng.getrandbits(64)))
         self.blocks = BlockDownload(chain)
         self.orphans = TxOrphanage()
         self.recent_rejects = RecentRejects()  # with the refused txs' bytes, for explaintransaction
         self.rejected_txids = RejectFilter()  # not fetched again until the tip moves
-        self.on_actions = None  # set by the shell: called when the outbox stops being empty
+        # set by the shell: called when the outbox stops being empty, except inside a call
+        # that returns the actions itself (``frame``, ``sent``, ``flush``, ``timer``: most
+        # calls; the shell takes them at once, so a reminder would only cost a callback)
+        self.on_actions = None
+        self._returning = False
         self.flush_at = None  # set by a shell that batches announcements: call flush() at clock() time t
         self._flush_due: float | None = None  # when the pending batch goes out (asked of the shell)
         self._flushed_at = float("-inf")  # when the last batch went out
@@ -140,7 +146,7 @@ class Node:
 
     # -- the outbox -------------------------------------------------------------------------
     def _do(self, action: Action) -> None:
-        if not self._outbox and self.on_actions is not None:
+        if not self._outbox and self.on_actions is not None and not self._returning:
             self.on_actions()
         self._outbox.append(action)
 
@@ -155,6 +161,16 @@ class Node:
         if self.watched is None or self.watched():
             self._do(Publish(event, fields))
 
+    def _answer(self, handle, *args) -> list[Action]:
+        """``handle(*args)`` and what was decided, which the caller takes at once:
+        no ``on_actions`` reminder meanwhile."""
+        self._returning = True
+        try:
+            handle(*args)
+        finally:
+            self._returning = False
+        return self.take_actions()
+
     def take_actions(self) -> list[Action]:
         """Everything decided since the last call, in order; announcements too,
         unless the shell batches them (``flush_at``)."""
@@ -167,9 +183,7 @@ class Node:
         """The announcements batched since the last flush, and what else is pending."""
         self._flush_due = None
         self._flushed_at = self.clock()
-        self._flush_announcements()
-        actions, self._outbox = self._outbox, []
-        return actions
+        return self._answer(self._flush_announcements)
 
     # -- what the shell reports -------------------------------------------------------------
     def inbound_opened(self, addr: str) -> tuple[int | None, list[Action]]:
@@ -202,9 +216,9 @@ class Node:
 
     def frame(self, peer_id: int, text: str) -> list[Action]:
         peer = self.peers.get(peer_id)
-        if peer is not None:
-            self._on_frame(peer, text)
-        return self.take_actions()
+        if peer is None:
+            return self.take_actions()
+        return self._answer(self._on_frame, peer, text)
 
     def bad_frame(self, peer_id: int, reason: str) -> list[Action]:
         """A frame the shell could not hand over as text (binary, oversize, broken)."""
@@ -214,16 +228,15 @@ class Node:
         return self.take_actions()
 
     def sent(self, peer_id: int, nbytes: int) -> list[Action]:
-        """The shell wrote a frame of ``nbytes`` bytes to the peer (called for every
-        frame, so the common case returns at once)."""
+        """The shell wrote ``nbytes`` bytes of frames to the peer (called after every
+        burst of writes, so the common case returns at once)."""
         peer = self.peers.get(peer_id)
         if peer is None:
             return []
         peer.send_queued -= nbytes
         if not peer.getdata:
             return []
-        self._serve_getdata(peer)
-        return self.take_actions()
+        return self._answer(self._serve_getdata, peer)
 
     def reading(self, peer_id: int) -> bool:
         """Should the shell read the next frame from this peer now? Not while
@@ -241,6 +254,9 @@ class Node:
     def timer(self) -> list[Action]:
         """Housekeeping (the shell calls it every TIMER_SECONDS): pings, request
         timeouts, expired bans and mempool entries."""
+        return self._answer(self._housekeeping)
+
+    def _housekeeping(self) -> None:
         now = self.clock()
         for peer in list(self.peers.values()):
             if not peer.handshake_done:
@@ -265,7 +281,6 @@ class Node:
         self._after_mempool_removal(self.mempool.expire(now))
         self._schedule_downloads()
         self._log_summary(now)
-        return self.take_actions()
 
     def _log_summary(self, now: float) -> None:
         """The info line about txs, at most every SUMMARY_SECONDS and only after some."""

@@ -57,7 +57,7 @@ MAX_REJECTED_TXIDS = 10_000
 CANDIDATE, REQUESTED, COMPLETED = "candidate", "requested", "completed"
 
 
-@dataclass
+@dataclass(slots=True)
 class Announcement:
     preferred: bool
     priority: float
@@ -128,17 +128,27 @@ class TxRequestTracker:
 
     def requests(self, now: float) -> dict[int, list[bytes]]:
         """Choose what to ask of whom now; each choice is then REQUESTED."""
+        if not self._dirty:
+            return {}  # the common case: nothing changed since the last call
         asks: dict[int, list[bytes]] = {}
         dirty, self._dirty = self._dirty, {}
         for txid in dirty:
             anns = self.by_txid.get(txid)
-            if anns is None or any(a.state == REQUESTED for a in anns.values()):
+            if anns is None:
                 continue
-            candidates = sorted((not a.preferred, a.priority, peer)
-                                for peer, a in anns.items() if a.state == CANDIDATE)
+            in_flight, candidates = False, []
+            for peer, a in anns.items():  # one pass: a request in flight, else the candidates
+                if a.state == REQUESTED:
+                    in_flight = True
+                    break
+                if a.state == CANDIDATE:
+                    candidates.append((not a.preferred, a.priority, peer))
+            if in_flight:
+                continue
             if not candidates:
                 self.forget(txid)  # every announcer failed: forget them all (Core)
                 continue
+            candidates.sort()
             chosen = next((peer for _, _, peer in candidates
                            if len(self.requested[peer]) < MAX_PEER_TX_IN_FLIGHT), None)
             if chosen is None:

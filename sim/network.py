@@ -16,11 +16,11 @@ like a WebSocket over TCP:
 
 * frames arrive in order, each ``latency`` seconds after it was written
   (the latency is drawn per connection);
-* a side writes a frame only while fewer than ``SOCKET_BUFFER`` bytes it
+* a side writes frames only while fewer than ``SOCKET_BUFFER`` bytes it
   wrote are still unread by the other side (a socket buffer), then calls
-  ``sent`` on its endpoint, as the real shell does after a write; so a
-  receiver that stops reading stops its sender's writes, and the sender's
-  node sees its queue grow;
+  ``sent`` on its endpoint once with the bytes of that burst, as the real
+  shell does after a burst of writes; so a receiver that stops reading
+  stops its sender's writes, and the sender's node sees its queue grow;
 * a receiver reads a frame only when its endpoint says ``reading``;
 * ``loss`` is the chance that writing a frame resets the connection (TCP
   does not lose frames: it loses connections);
@@ -226,6 +226,7 @@ class Simulation:
         self._write(side)
 
     def _write(self, side: Side) -> None:
+        written = 0
         while side.open and side.outbox and (side.unread == 0 or
                                              side.unread + len(side.outbox[0]) <= SOCKET_BUFFER):
             text = side.outbox.popleft()
@@ -236,7 +237,9 @@ class Simulation:
             arrival = max(self.now + side.conn.latency, side.other.last_arrival)
             side.other.last_arrival = arrival
             self.at(arrival, self._arrive, side.other, text)
-            side.endpoint.sent(side, len(text))
+            written += len(text)
+        if written:  # once per burst, as the shell's peer link reports it
+            side.endpoint.sent(side, written)
 
     def _arrive(self, side: Side, text: str) -> None:
         if side.open:

@@ -915,6 +915,20 @@ def test_a_dead_worker_costs_new_workers_not_a_block(monkeypatch):
         verifier.close()
 
 
+def test_a_workers_pipe_holds_a_blocks_chunks():
+    """The caller never waits for a worker to read: its input pipe holds
+    ``PIPE_SIZE`` bytes, a 2,000-tx block's chunks of one-input txs (Linux)."""
+    import fcntl
+    verifier = ParallelVerifier(workers=1, min_jobs=1)
+    try:
+        verifier.start(b"TOYR", 1)
+        pipe = verifier._pool[0].process.stdin.fileno()
+        assert fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ) == sigcheck.PIPE_SIZE
+        assert 2_000 * (199 + 4 + sigcheck.CHECK_SIZE) < sigcheck.PIPE_SIZE
+    finally:
+        verifier.close()
+
+
 def record_verifications(monkeypatch) -> list[str]:
     """Make every signature verification in this process note the name of
     the thread it ran on (the worker processes' checks are counted by

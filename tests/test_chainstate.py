@@ -1125,3 +1125,32 @@ def test_no_garbage_collection_while_a_block_is_processed(monkeypatch):
         gc.callbacks.remove(callback)
         gc.set_threshold(*threshold)
         gc.enable()
+
+
+def test_no_garbage_collection_while_a_block_is_decoded(monkeypatch):
+    """Block.decode pauses the collector too (chain/gcpause.py), and resumes it."""
+    import gc
+    raw = Harness().block().raw
+    collections = []
+    during = []
+    real = Block._decode.__func__
+
+    def watched(cls, data):
+        before = len(collections)
+        block = real(cls, data)
+        during.append((gc.isenabled(), len(collections) - before))
+        return block
+    monkeypatch.setattr(Block, "_decode", classmethod(watched))
+    callback = lambda phase, info: collections.append(phase)  # noqa: E731
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    gc.callbacks.append(callback)
+    try:
+        assert Block.decode(raw).raw == raw
+        assert during == [(False, 0)] and gc.isenabled()
+        garbage = [[] for _ in range(3)]
+        assert garbage and collections  # the threshold works: the test would see one
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*threshold)
+        gc.enable()

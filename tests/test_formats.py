@@ -11,6 +11,7 @@ from chain.address import encode_address
 from chain.amounts import COIN
 from chain.block import HEADER_SIZE, Block, Header, merkle_root
 from chain.encoding import i64, sha256d, u32, u64, varint
+from chain.errors import RuleError
 from chain.keys import demo_private_key, owner_of, public_key, verify
 from chain.mining import sign_tx
 from chain.params import DEVNET, GENESIS_TIME, NETWORKS, REGTEST
@@ -107,6 +108,29 @@ def test_block_layout_and_round_trip():
     assert again.header == header and again.txs == txs
     assert again.hash == header.hash == sha256d(header.raw)
     assert again.size == len(block.raw)
+
+
+def test_block_decode_mixes_the_common_reader_and_the_general_one():
+    """Txs whose counts take one byte are read by offsets (``Tx.read_common``),
+    others (253 inputs: a 3-byte count) by the ``Reader``: both give the same
+    fields, in order, and a tx cut short is refused either way."""
+    txs = (coinbase_tx(3, [TxOut(50 * COIN, owner("alice"))]), sample_tx(253, 2),
+           sample_tx(1, 2), sample_tx(2, 253), sample_tx(0, 1))
+    header = Header(1, b"\x01" * 32, merkle_root([t.txid for t in txs]), 1764547300, 0x207FFFFF, 9)
+    raw = Block(header, txs).raw
+    again = Block.decode(raw)
+    assert [(t.version, t.inputs, t.outputs, t.locktime, t.raw) for t in again.txs] == \
+        [(t.version, t.inputs, t.outputs, t.locktime, t.raw) for t in txs]
+    assert Tx.read_common(txs[1].raw, 0) is None and Tx.read_common(txs[3].raw, 0) is None
+    assert Tx.read_common(txs[2].raw, 0) == (txs[2], len(txs[2].raw))
+    for cut in (1, 4, 5, 100, len(txs[2].raw) - 1):
+        assert Tx.read_common(txs[2].raw[:cut], 0) is None
+        with pytest.raises(RuleError) as caught:
+            Tx.decode(txs[2].raw[:cut])
+        assert caught.value.code == "bad-encoding"
+    with pytest.raises(RuleError) as caught:
+        Tx.decode(txs[2].raw + b"\x00")
+    assert caught.value.code == "bad-encoding"
 
 
 def test_harness_block_round_trips():
@@ -228,6 +252,15 @@ def test_sighash_matches_protocol_formula(index):
     assert tx.sighash(index, SPENT[index], MAGIC) == hand_sighash(tx, index, SPENT[index], MAGIC)
     assert tx.sighash(index, SPENT[index], DEVNET.magic) == \
         hand_sighash(tx, index, SPENT[index], DEVNET.magic)
+
+
+def test_sighash_of_a_one_input_tx_matches_protocol_formula():
+    """A one-input tx is hashed in one go, not from a kept prefix state: same digest."""
+    two = two_in_two_out()
+    tx = Tx(two.version, two.inputs[:1], two.outputs, two.locktime)
+    for magic in (MAGIC, DEVNET.magic):
+        assert tx.sighash(0, SPENT[0], magic) == hand_sighash(tx, 0, SPENT[0], magic)
+    assert tx.sighash(0, SPENT[1], MAGIC) == hand_sighash(tx, 0, SPENT[1], MAGIC)
 
 
 random_txins = st.builds(TxIn, st.binary(min_size=32, max_size=32), st.integers(0, 2 ** 32 - 1),

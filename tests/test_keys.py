@@ -12,6 +12,7 @@ import ecdsa
 import ecdsa.util
 import pytest
 
+from chain import keys
 from chain.address import AddressError, decode_address, encode_address
 from chain.keys import (DEMO_ACCOUNTS, HALF_N, N, demo_private_key, is_valid_private_key,
                         owner_of, parse_pubkey, public_key, sign, signature_in_range, verify)
@@ -344,6 +345,31 @@ def test_parse_pubkey_accepts_compressed_points():
     for _ in range(10):
         pubkey = public_key(random_secret(r))
         assert parse_pubkey(pubkey) is not None
+
+
+def test_parsed_keys_are_remembered_up_to_the_bound(monkeypatch):
+    """A valid key parsed once is not parsed again (the same struct comes
+    back, and it still verifies); invalid ones are never kept; past
+    ``MAX_PARSED_KEYS`` the cache starts empty again."""
+    monkeypatch.setattr(keys, "MAX_PARSED_KEYS", 5)
+    monkeypatch.setattr(keys, "_parsed_keys", {})
+    r = rng()
+    secrets = [random_secret(r) for _ in range(12)]
+    pubkeys = [public_key(secret) for secret in secrets]
+    first = parse_pubkey(pubkeys[0])
+    assert parse_pubkey(pubkeys[0]) is first and len(keys._parsed_keys) == 1
+    digest = hashlib.sha256(b"remembered").digest()
+    assert verify(pubkeys[0], sign(secrets[0], digest), digest)
+    assert parse_pubkey(b"\x02" + bytes(32)) is None and len(keys._parsed_keys) == 1
+    sizes = []
+    for pubkey in pubkeys[1:]:
+        assert parse_pubkey(pubkey) is not None
+        sizes.append(len(keys._parsed_keys))
+    assert max(sizes) == 5 and sizes == [2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2]
+    for secret, pubkey in zip(secrets, pubkeys):  # cached or not, each verifies its own only
+        assert verify(pubkey, sign(secret, digest), digest)
+        assert not verify(pubkey, sign(secrets[0] if secret != secrets[0] else secrets[1], digest),
+                          digest)
 
 
 def test_parse_pubkey_wrong_length():

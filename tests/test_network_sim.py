@@ -260,3 +260,24 @@ def test_announcements_are_batched_per_interval_and_reach_every_peer():
         assert n.received[hub.name, "inv"] - invs_before[n] == 2, "one inv per batch to each peer"
     frames = {n: sum(c for (sender, kind), c in n.received.items() if kind == "tx") for n in nodes}
     assert all(count == len(everything) for n, count in frames.items() if n is not hub), frames
+
+
+def test_the_shell_is_reminded_of_actions_only_by_calls_that_do_not_return_them():
+    """``on_actions`` tells the shell to empty the outbox after a call that does
+    not hand back what it decided (an RPC's ``accept_tx``); ``frame``, ``sent``,
+    ``flush`` and ``timer`` hand it back, and the shell takes it at once: no
+    reminder, which cost a relaying node a callback per frame."""
+    world = World.build(27, 3, line=True)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    reminders = {n: [] for n in nodes}
+    for n in nodes:
+        n.node.on_actions = lambda n=n: reminders[n].append(sim.now)
+    origin = nodes[0]
+    tx = world.payment()
+    assert origin.submit(tx)
+    assert sim.run_for(2, lambda: all(tx.txid in n.mempool for n in nodes))
+    assert len(reminders[origin]) == 1  # the RPC's accept_tx: its tx_accepted event and announcement
+    for n in nodes[1:]:  # each got inv, tx (and getdata) by frame: all returned, never a reminder
+        assert n.received and reminders[n] == [], n.name
+        assert any(kind == "tx" for (_, kind) in n.received)

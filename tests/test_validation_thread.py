@@ -166,3 +166,44 @@ def test_a_cancelled_caller_leaves_the_node_to_the_thread_until_it_ends():
             release.set()
             gate.close()
     run(scenario())
+
+
+def test_the_gate_is_free_only_when_nobody_has_the_node_or_waits_for_it():
+    """``free`` lets a peer link call the node without ``held``: never while the
+    thread has the node, nor while a call on the loop has it, nor while another
+    call still waits for its turn (it would be overtaken: the order is FIFO)."""
+    async def scenario():
+        gate = NodeGate()
+        release, go, seen = threading.Event(), asyncio.Event(), []
+        try:
+            assert gate.free
+            offloaded = asyncio.ensure_future(gate.offload(lambda: release.wait(30)))
+            await wait_for(lambda: gate.busy, what="the work on the thread")
+            assert not gate.free
+            release.set()
+            await offloaded
+            assert gate.free
+
+            async def first():
+                async with gate.held():
+                    seen.append(("first holds", gate.free))
+                    await go.wait()
+                seen.append(("first left, second woken but not yet in", gate.free))
+
+            async def second():
+                async with gate.held():
+                    seen.append(("second holds", gate.free))
+            one = asyncio.ensure_future(first())
+            await wait_for(lambda: seen, what="the first call in")
+            two = asyncio.ensure_future(second())
+            await wait_for(lambda: gate.waiting == 1, what="the second call waiting")
+            assert not gate.free
+            go.set()
+            await asyncio.gather(one, two)
+            assert seen == [("first holds", False), ("first left, second woken but not yet in", False),
+                            ("second holds", False)]
+            assert gate.free
+        finally:
+            release.set()
+            gate.close()
+    run(scenario())
