@@ -137,6 +137,8 @@ class Node:
         # set by a shell that keeps metrics: observe(kind, seconds, code) after each tx check
         # ("tx"; code None when accepted) and each block ("block"; code None)
         self.observe = None
+        # set by a shell whose events may have no audience: watched() False drops them here
+        self.watched = None
         self._outbox: list[Action] = []
         self._next_peer_id = 0
         self._tx_counts = Counter()  # "rpc", "peers", "rejected": txs since the last summary
@@ -156,7 +158,8 @@ class Node:
         self._do(Send(peer.id, text))
 
     def _publish(self, event: str, **fields) -> None:
-        self._do(Publish(event, fields))
+        if self.watched is None or self.watched():
+            self._do(Publish(event, fields))
 
     def _answer(self, handle, *args) -> list[Action]:
         """``handle(*args)`` and what was decided, which the caller takes at once:
@@ -673,7 +676,8 @@ class Node:
             raise
         self.tx_requests.forget(tx.txid)
         self._tx_counts["rpc" if source == "rpc" else "peers"] += 1
-        log.debug("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("accepted tx %s from %s (fee %d units, %d bytes)", tx.txid.hex(), source, fee, tx.size)
         self._publish("tx_accepted", txid=tx.txid.hex(), fee=fee, size=tx.size, source=source)
         self._after_mempool_removal([(t, "size") for t in evicted])
         self.announce("tx", tx.txid, skip=relay_skip)

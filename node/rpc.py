@@ -24,7 +24,8 @@ are generators that yield every ``SCAN_CHUNK`` entries: ``run`` lets the
 loop in there, ``call`` runs any method straight through (regtest blocks
 are solved in place).
 HEAVY calls from all clients compute one slice at a time (``Turns``), so
-that ten clients cannot stack ten heavy calls into one loop iteration.
+that ten clients cannot stack ten heavy calls into one loop iteration (short
+ones, at most ``YIELD_SECONDS`` of them).
 """
 
 import asyncio
@@ -71,6 +72,8 @@ COIN_CHUNK = 200     # coins turned into JSON (each may need its address encoded
 ROW_CHUNK = 2000     # coin rows read from SQLite ...
 QUERY_ROWS = 20      # ... a query counting as this many (one owner's coins: a query each)
 PAUSE_FROM = 0.002  # seconds: a turn that took longer is followed by a pause as long
+YIELD_SECONDS = 0.005  # short turns in one turn of the loop add up to about this at most: a tenth of
+                       # the 50 ms the loop may stall (every 1 ms cost 6-10% more CPU per small tx)
 
 # A page of coins mostly repeats a few owners.
 _address = lru_cache(maxsize=4096)(encode_address)
@@ -617,23 +620,38 @@ class Turns:
     peer's ping, which needs several iterations to be read and answered,
     waits for several rounds of them. With it the loop is held at most one
     slice at a time, and peers and cheap calls get at least half of it.
-    Even a short slice lets the loop run once before the next."""
+    Short slices let the loop run once they add up to ``YIELD_SECONDS`` in
+    one turn of the loop (a pause after each would cost a turn of the loop
+    for every small ``sendrawtransaction``); a generator's steps, after each."""
 
     def __init__(self, gate: NodeGate):
         self._lock = asyncio.Lock()
         self.gate = gate
+        self._streak = 0.0      # when the slices run in this turn of the loop began
+        self._marked = False    # a callback will say that the loop turned
 
-    async def take(self, compute):
+    async def take(self, compute, step: bool = False):
+        """``compute()``'s value; ``step``: a generator's step, always followed by a pause."""
         async with self._lock:
             started = None
             try:
                 async with self.gate.held():  # the pause is outside: others may use the node
                     started = time.perf_counter()
+                    if not self._marked:  # the loop turned since the last slice
+                        self._streak = started
                     return compute()
             finally:
                 if started is not None:
-                    spent = time.perf_counter() - started
-                    await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
+                    now = time.perf_counter()
+                    spent = now - started
+                    if step or spent > PAUSE_FROM or now - self._streak >= YIELD_SECONDS:
+                        await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
+                    elif not self._marked:
+                        self._marked = True
+                        asyncio.get_running_loop().call_soon(self._turned)
+
+    def _turned(self) -> None:
+        self._marked = False
 
 
 @dataclass
@@ -666,6 +684,6 @@ async def run(node: Node, method: str, params, workers: Workers) -> object:
     if not isgenerator(result):
         return result
     while True:  # a method that scans the mempool: a turn per chunk
-        finished, value = await workers.turns.take(lambda: _step(result))
+        finished, value = await workers.turns.take(lambda: _step(result), step=True)
         if finished:
             return value

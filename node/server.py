@@ -17,7 +17,8 @@ first: ``http_limits`` (connection count and idle timeouts) and
 ``http_guard`` (Host, Origin and the JSON content type: what a web page in
 the user's browser may do). A request body must arrive within
 ``BODY_SECONDS``; ``jsonrpc`` turns any body into an answer, one request at
-a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``.
+a time; at most ``MAX_EVENT_SUBSCRIBERS`` clients watch ``/events``, and no
+event is even built while none does (``Node.watched``).
 
 The event loop never runs a long validation (``gate.py``): a frame of
 ``OFFLOAD_CHARS`` or more, or any frame about blocks, is handed to the node
@@ -132,6 +133,7 @@ class NodeServer:
         self.node = Node(chain, mempool, handshake_seconds=self.handshake_seconds)
         self.gate = NodeGate(after=self._carry_out_all)
         self.node.on_actions = self._actions_pending
+        self.node.watched = lambda: self.events.subscribers > 0  # no /events client: no event is built
         self.node.flush_at = self._flush_at
         self.lag = LoopLagMonitor()
         self.metrics = NodeMetrics(self.node, self.gate, self.lag)
@@ -371,8 +373,8 @@ class NodeServer:
         return web.Response(body=chunks(), content_type="application/json")
 
     def _authorized(self, request: web.Request) -> bool:
-        supplied = request.headers.get("Authorization", "")
-        return secrets.compare_digest(supplied.encode(), f"Bearer {self.token}".encode())
+        supplied = request.headers.get("Authorization", "")  # aiohttp keeps bytes that are not UTF-8 as surrogates
+        return secrets.compare_digest(supplied.encode("utf-8", "surrogateescape"), f"Bearer {self.token}".encode())
 
     async def _run(self, method: str, params) -> dict:
         """One request's ``result`` or ``error``."""

@@ -31,8 +31,10 @@ spanning tree plus random extra edges; each edge is dialled by one side with
    CPU all nodes spent per tx (so what 2 cores can carry at most). Loaded
    RSS is read afterwards.
 6. RPC throughput of a lone node. The network is stopped; one node with no
-   peers gets ``--rpc-txs`` txs the same way (and as many again in JSON-RPC
-   batches of ``--batch``). This is the node's own capacity, and what the
+   peers first answers ``--rpc-txs`` (at least 1,000) ``getbestblockhash``
+   requests from ``--workers`` clients (its CPU per request: what one HTTP
+   request costs it beyond the method), then gets ``--rpc-txs`` txs the same
+   way as in 5 (and as many again in JSON-RPC batches of ``--batch``). This is the node's own capacity, and what the
    issue's ">= 2,000 tx/s at one node" is judged on; the node's CPU per
    accepted tx is printed too, as it hardly depends on other load.
 7. Sync. A fresh source node mines ``--sync-blocks`` empty blocks
@@ -87,6 +89,7 @@ From the repository root::
     .venv/bin/python scripts/bench_network.py --large         # 25 nodes
     .venv/bin/python scripts/bench_network.py --quiet-wait 400  # first wait for an idle machine
     .venv/bin/python scripts/bench_network.py --txs 200 --rpc-txs 1000 --sync-blocks 1000  # quick
+    .venv/bin/python scripts/bench_network.py --phases lone --rpc-txs 4000  # phase 6 alone, ~1 min
 
 ``--json FILE`` also writes every number as JSON. Exit status 0 after a
 complete run (whatever the numbers), 1 if a phase failed.
@@ -619,38 +622,44 @@ class Bench:
         connector = aiohttp.TCPConnector(limit=max(32, args.workers * 2))
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             self.session = session
-            nodes = await self.start_network()
-            tracker, watchers = await self.subscribe(nodes)
-            try:
-                await asyncio.sleep(1.0)
-                self.idle_rss(nodes)
-                latency_txs, net_txs = await self.fund(nodes, tracker, args.txs + args.rpc_txs)
-                with self.cpu.phase("tx propagation"):
-                    await self.tx_latency(nodes, tracker, latency_txs)
-                # From here on, no /events subscription: a block of 1,000 txs makes each node
-                # publish 1,001 events, and decoding 10,000 frames here would load the very
-                # CPUs being measured. Block arrival is read from the nodes' logs instead.
-                await self.unsubscribe(watchers)
-                watchers = []
-                await asyncio.sleep(0.5)
-                with self.cpu.phase("block propagation"):
-                    await self.block_latency(nodes, len(latency_txs))
-                if net_txs:
-                    with self.cpu.phase("RPC throughput, network"):
-                        await self.rpc_throughput(nodes, net_txs, "net")
-                    self.loaded_rss(nodes)
-            finally:
-                await self.unsubscribe(watchers)
-                self.say("stopping the network")
-                killed = stop_all(nodes)
-                self.results["killed_after_sigterm"] = len(killed)
-                if killed:
-                    self.say(f"  {len(killed)} of {len(nodes)} nodes did not exit within {STOP_GRACE:.0f} s "
-                             f"of SIGTERM and were killed: {killed}")
-            if args.rpc_txs:
+            if "network" in args.phases:
+                await self.network()
+            if args.rpc_txs and "lone" in args.phases:
                 await self.lone_node_throughput()
-            if args.sync_blocks > 0:
+            if args.sync_blocks > 0 and "sync" in args.phases:
                 await self.sync()
+
+    async def network(self) -> None:
+        """Phases 1 to 5: the network of ``--nodes`` nodes."""
+        args = self.args
+        nodes = await self.start_network()
+        tracker, watchers = await self.subscribe(nodes)
+        try:
+            await asyncio.sleep(1.0)
+            self.idle_rss(nodes)
+            latency_txs, net_txs = await self.fund(nodes, tracker, args.txs + args.rpc_txs)
+            with self.cpu.phase("tx propagation"):
+                await self.tx_latency(nodes, tracker, latency_txs)
+            # From here on, no /events subscription: a block of 1,000 txs makes each node
+            # publish 1,001 events, and decoding 10,000 frames here would load the very
+            # CPUs being measured. Block arrival is read from the nodes' logs instead.
+            await self.unsubscribe(watchers)
+            watchers = []
+            await asyncio.sleep(0.5)
+            with self.cpu.phase("block propagation"):
+                await self.block_latency(nodes, len(latency_txs))
+            if net_txs:
+                with self.cpu.phase("RPC throughput, network"):
+                    await self.rpc_throughput(nodes, net_txs, "net")
+                self.loaded_rss(nodes)
+        finally:
+            await self.unsubscribe(watchers)
+            self.say("stopping the network")
+            killed = stop_all(nodes)
+            self.results["killed_after_sigterm"] = len(killed)
+            if killed:
+                self.say(f"  {len(killed)} of {len(nodes)} nodes did not exit within {STOP_GRACE:.0f} s "
+                         f"of SIGTERM and were killed: {killed}")
 
     async def subscribe(self, nodes):
         """A Tracker fed by every node's /events, and the watcher tasks."""
@@ -698,6 +707,8 @@ class Bench:
             finally:
                 await self.unsubscribe(watchers)
             await asyncio.sleep(0.5)
+            with self.cpu.phase("getbestblockhash, lone node"):
+                await self.http_cost(lone)
             with self.cpu.phase("RPC throughput, lone node"):
                 await self.rpc_throughput([lone], single, "lone")
             if batch > 1:
@@ -705,6 +716,24 @@ class Bench:
                     await self.rpc_throughput([lone], batched, "batch", batch)
         finally:
             stop_all([lone])
+
+    async def http_cost(self, node: NodeProc) -> None:
+        """The node's CPU per ``getbestblockhash`` request (one per HTTP request,
+        ``--workers`` clients): what serving one request costs beyond the method."""
+        count = max(1000, self.args.rpc_txs)
+        self.say(f"HTTP cost: {count} getbestblockhash requests to a lone node, {self.args.workers} clients")
+        raw = self.raw_verify("http")
+        left = iter(range(count))
+
+        async def worker():
+            for _ in left:
+                await rpc(self.session, node, "getbestblockhash", timeout=30)
+        before = cpu_seconds(node.pid)
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(self.args.workers))), 300)
+        per = (cpu_seconds(node.pid) - before) / count
+        self.results["rpc_http_node_cpu_ms_per_request"] = per * 1000
+        self.results["rpc_http_cpu_per_verify"] = per * 1e6 / raw
+        self.say(f"  {per * 1e6:.1f} us CPU per request = {per * 1e6 / raw:.2f} raw verifies")
 
     # -- phase 0: the network ------------------------------------------------------------------------
     async def start_network(self):
@@ -993,6 +1022,8 @@ class Bench:
             ("tx_max_ms", f"tx to all {n} mempools, max", "ms", None, None, ""),
             ("block_ms", f"block of {r.get('block_txs', '?')} txs to all {n} nodes", "ms", None, None, ""),
             ("sync_bps", f"sync of a fresh node, {self.args.sync_blocks} blocks", "blocks/s", None, None, ""),
+            ("rpc_http_node_cpu_ms_per_request", "lone node's CPU per getbestblockhash request", "ms", "http",
+             "rpc_http_cpu_per_verify", "x raw verify"),
             ("rpc_lone_tps", f"sendrawtransaction, lone node ({self.args.workers} clients)", "tx/s",
              None, None, ""),
             ("rpc_lone_node_cpu_ms_per_tx", "  lone node's CPU per accepted tx", "ms", "lone",
@@ -1049,6 +1080,16 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
+PHASES = ("network", "lone", "sync")
+
+
+def _phases(text: str) -> set[str]:
+    phases = {p.strip() for p in text.split(",") if p.strip()}
+    if not phases or not phases <= set(PHASES):
+        raise argparse.ArgumentTypeError(f"{text!r}: name one or more of {', '.join(PHASES)}")
+    return phases
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1064,6 +1105,9 @@ def parse_args(argv=None):
                         help="also measure the lone node with JSON-RPC batches of this many txs "
                              "(100; 1 skips; the server takes at most 1000)")
     parser.add_argument("--sync-blocks", type=int, default=5000, help="blocks a fresh node syncs (5000; 0 skips)")
+    parser.add_argument("--phases", default="network,lone,sync", type=_phases,
+                        help="which phases run, a comma-separated list of network (1-5), lone (6) and "
+                             "sync (7); all by default, 'lone' alone measures a lone node's RPC quickly")
     parser.add_argument("--tx-timeout", type=float, default=10.0, help="seconds a tx may take to reach all")
     parser.add_argument("--seed", type=int, default=1, help="random seed (graph, submit nodes)")
     parser.add_argument("--timeout", type=float, default=3600, help="whole-run limit in seconds")
