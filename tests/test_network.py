@@ -333,6 +333,8 @@ MISBEHAVIOURS = {
                            "not a JSON object"),
     "field-of-wrong-shape": (lambda peer, server: peer.send({"type": "inv", "items": "tx"}),
                              "'items'"),
+    "ping-nonce-past-64-bits": (lambda peer, server: peer.ws.send_str(  # read as a float
+        '{"type": "ping", "nonce": 18446744073709551616}'), "'nonce'"),
     "inv-over-50000-items": (lambda peer, server: peer.send(
         {"type": "inv", "items": [["tx", "00" * 32]] * 50_001}), "50001 items > limit 50000"),
     "locator-over-101": (lambda peer, server: peer.send(
