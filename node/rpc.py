@@ -57,6 +57,7 @@ MAX_GENERATE = 10_000
 # bounds keep a call under ~60 ms whatever addresses it names (scripts/bench_rpc_lag.py).
 MAX_ADDRESSES = 500
 MAX_PAGE = 1000  # coins or history items per call
+MAX_CONFIRMATIONS = 2 ** 31 - 1  # minconf and confirmations: a height, 32 bits as in Core
 PURE = {"decoderawtransaction"}  # a function of its params alone: ``run`` computes it on a thread
 # Calls whose cost grows with the chain, the mempool or the request (up to tens of ms): they
 # take turns (``Turns``). The others cost well under a millisecond and never wait.
@@ -99,10 +100,12 @@ def rejected(error: RuleError) -> RpcError:
 
 # -- parameter checks -------------------------------------------------------------------------
 
-def _int(value, name, low=None, high=None) -> int:
+def _int(value, name, low=-2 ** 63, high=2 ** 63 - 1) -> int:
+    """An integer parameter within [low, high]; by default what SQLite's
+    INTEGER holds, so no parameter reaches a query as an OverflowError."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise RpcError(-8, f"{name} must be an integer")
-    if (low is not None and value < low) or (high is not None and value > high):
+    if not low <= value <= high:
         raise RpcError(-8, f"{name} {value} is out of range [{low}, {high}]")
     return value
 
@@ -406,13 +409,14 @@ def listunspent(node: Node, addresses=None, minconf=1, options=None):
     confirmed coins in (txid, index) order, then (minconf 0) mempool outputs
     in (txid, index) order, the order SQLite's indexes read them in."""
     owners = yield from _owners(addresses)
-    minconf = _int(minconf, "minconf", 0)
+    minconf = _int(minconf, "minconf", 0, MAX_CONFIRMATIONS)
     paging = _paging(options)
     limit, after = paging or (MAX_PAGE + 1, None)
     start, in_pool = OutPoint(b"", -1), False
     if after is not None:
-        start = OutPoint(_hash(after.get("txid"), "after.txid"), _int(after.get("index"), "after.index", 0))
-        in_pool = _int(after.get("confirmations"), "after.confirmations", 0) == 0
+        start = OutPoint(_hash(after.get("txid"), "after.txid"),
+                         _int(after.get("index"), "after.index", 0, 2 ** 32 - 1))
+        in_pool = _int(after.get("confirmations"), "after.confirmations", 0, MAX_CONFIRMATIONS) == 0
     result = []
     if not in_pool:
         coins = yield from _confirmed(node, owners, start, node.chain.height - max(minconf, 1) + 1, limit)

@@ -498,6 +498,17 @@ def test_coin_and_address_queries(tmp_path):
             assert (await client.error("listunspent", "not a list"))["code"] == -8
             assert (await client.error("listunspent", ["toy1notanaddress"]))["code"] == -5
             assert (await client.error("listunspent", [address("bob")], -1))["code"] == -8
+            # Integers past 64 bits reach the method as integers (jsonrpc.parse): each is
+            # refused with -8 and a sentence, never an OverflowError from SQLite (-32603).
+            huge = 10 ** 23
+            for params in ([[address("bob")], huge],
+                           [[address("bob")], 1, {"after": {"txid": "00" * 32, "index": huge,
+                                                            "confirmations": 1}}],
+                           [[address("bob")], 1, {"after": {"txid": "00" * 32, "index": 0,
+                                                            "confirmations": huge}}]):
+                error = await client.error("listunspent", *params)
+                assert error["code"] == -8 and "out of range" in error["message"], error
+            assert (await client.error("getblockhash", huge))["code"] == -8
 
             # getaddresshistory: oldest first, mempool last with height null.
             assert await client.call("getaddresshistory", address("bob")) == [
