@@ -38,8 +38,11 @@ IDLE_SECONDS = 10.0   # a local client sends its request within milliseconds; a 
                       # 10 s to complete its WebSocket handshake
 MAX_CONNECTIONS = 512
 BACKLOG = 64          # connections the kernel queues, and asyncio accepts in one go before any is admitted
-FD_RESERVE = 128      # descriptors beyond the limit: one accept burst (BACKLOG), SQLite, worker
-                      # processes, outbound peers and logs
+# Descriptors beyond the limit. asyncio accepts a burst of up to BACKLOG sockets in one callback
+# and admits each in a task that runs on a later turn of the loop, after which the victims'
+# descriptors are released only on the turn after that: by then a second burst may already have
+# been accepted. So two bursts, plus 32 for SQLite, worker processes, outbound peers and logs.
+FD_RESERVE = 2 * BACKLOG + 32
 MIN_CONNECTIONS = 16
 SWEEP_SECONDS = 1.0
 
