@@ -74,11 +74,11 @@ def parse_pubkey(pubkey: bytes):
     compressed public key, or None if it is not one. Parse once, then
     ``verify_with`` as often as needed. Valid keys are remembered (up to
     ``MAX_PARSED_KEYS``); libsecp256k1 only reads a parsed key."""
-    parsed = _parsed_keys.get(pubkey)
-    if parsed is not None:
-        return parsed
     if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
         return None
+    parsed = _parsed_keys.get(bytes(pubkey))
+    if parsed is not None:
+        return parsed
     parsed = ffi.new(_PUBKEY_STRUCT)
     if not lib.secp256k1_ec_pubkey_parse(_CTX, parsed, pubkey, PUBKEY_SIZE):
         return None

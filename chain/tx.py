@@ -45,10 +45,9 @@ MIN_TX_SIZE = 4 + 1 + 1 + 4
 BLANK_SIGNATURE = bytes(64)
 SIGNATURE_OFFSET = 32 + 4 + 33  # of the signature within an input
 _U32 = struct.Struct("<I")
-_I64 = struct.Struct("<q")
-_SIGHASH_SUFFIX = struct.Struct("<Iq")
+_SIGHASH_SUFFIX = struct.Struct("<Iq")  # index, amount (the owner follows)
 _INPUT = struct.Struct("<32sI33s64s")  # prev_txid, prev_index, pubkey, signature
-_OUTPUT = struct.Struct("<q20s")  # amount, owner  # index, amount (the owner follows)
+_OUTPUT = struct.Struct("<q20s")  # amount, owner
 
 
 class OutPoint(NamedTuple):

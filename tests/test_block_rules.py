@@ -924,7 +924,6 @@ def test_a_workers_pipe_holds_a_blocks_chunks():
         verifier.start(b"TOYR", 1)
         pipe = verifier._pool[0].process.stdin.fileno()
         assert fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ) == sigcheck.PIPE_SIZE
-        assert 2_000 * (199 + 4 + sigcheck.CHECK_SIZE) < sigcheck.PIPE_SIZE
     finally:
         verifier.close()
 

@@ -416,6 +416,8 @@ def test_verify_garbage_sizes_never_raise():
         assert verify(pubkey, r.randbytes(n), digest) is False
     assert verify(pubkey, sig[:63], digest) is False
     assert verify(pubkey, sig + b"\x00", digest) is False
+    assert verify(bytearray(pubkey), sig, digest) is True  # any bytes-like key, cached or not
+    assert verify(bytearray(33), sig, digest) is False
     for n in (0, 1, 31, 33, 64):
         assert verify(pubkey, sig, r.randbytes(n)) is False
     assert verify(pubkey, sig, digest[:31]) is False

@@ -281,3 +281,22 @@ def test_the_shell_is_reminded_of_actions_only_by_calls_that_do_not_return_them(
     for n in nodes[1:]:  # each got inv, tx (and getdata) by frame: all returned, never a reminder
         assert n.received and reminders[n] == [], n.name
         assert any(kind == "tx" for (_, kind) in n.received)
+
+
+def test_actions_decided_before_an_error_still_remind_the_shell():
+    """If a frame's handler raises after deciding something, the shell is
+    reminded to take it (nothing stays stranded in the outbox until some
+    later call), and the error still reaches the shell."""
+    world = World.build(28, 2, line=True)
+    sim, (a, b) = world.sim, world.honest
+    sim.run_for(3)
+    peer_id = next(iter(a.node.peers))
+    reminders = []
+    a.node.on_actions = lambda: reminders.append(sim.now)
+
+    def decide_then_fail(peer, msg):
+        a.node._send(peer, {"type": "ping", "nonce": 1})
+        raise RuntimeError("a bug")
+    with pytest.raises(RuntimeError):
+        a.node._answer(decide_then_fail, a.node.peers[peer_id], {})
+    assert len(reminders) == 1 and a.node.take_actions()
