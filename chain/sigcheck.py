@@ -261,17 +261,26 @@ def encode_chunk(magic: bytes, txs: list[bytes], records: list[bytes]) -> bytes:
     return b"".join(parts + records)
 
 
-def first_invalid(chunk: bytes) -> int:
+def first_invalid(chunk: bytes, last: list | None = None) -> int:
     """The position of the first check of ``chunk`` whose input does not pass
     ``check_input_authorization`` (pubkey, owner, signature over the sighash,
     computed here from the tx), or -1 if all pass. The coin's height and kind
-    do not enter that rule: they are not sent."""
+    do not enter that rule: they are not sent. ``last`` ([raw, tx], kept by
+    the worker across chunks) saves decoding again a tx whose inputs span
+    several chunks, and keeps its sighash prefix (a 7,000-input tx comes in
+    28 chunks: 11 ms of decoding and hashing each)."""
     pos = 1 + chunk[0]
     magic = chunk[1:pos]
     txs = []
     for _ in range(_U32.unpack_from(chunk, pos)[0]):
         size = _U32.unpack_from(chunk, pos + 4)[0]
-        txs.append(Tx.decode(chunk[pos + 8:pos + 8 + size]))
+        raw = chunk[pos + 8:pos + 8 + size]
+        if last is not None and last[0] == raw:
+            txs.append(last[1])
+        else:
+            txs.append(Tx.decode(raw))
+            if last is not None:
+                last[:] = raw, txs[-1]
         pos += 4 + size
     pos += 4
     for position, start in enumerate(range(pos, len(chunk), CHECK_SIZE)):
@@ -286,9 +295,10 @@ def first_invalid(chunk: bytes) -> int:
 
 def serve(source, sink) -> None:
     """A worker process: answer chunks until its input ends."""
+    last = [b"", None]  # the last tx decoded: one tx, at most a block's size
     while len(header := source.read(4)) == 4:
         chunk = source.read(int.from_bytes(header, "little"))
-        sink.write(first_invalid(chunk).to_bytes(4, "little", signed=True))
+        sink.write(first_invalid(chunk, last).to_bytes(4, "little", signed=True))
         sink.flush()
 
 

@@ -26,7 +26,7 @@ from chain.chainstate import BlockOutcome
 from chain.errors import CODES, RuleError
 from chain.pow import compact_to_target, target_to_compact
 from chain.sigcache import SignatureCache
-from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS
+from chain.params import DEVNET, MAX_BLOCK_SIZE, MAX_FUTURE_SECONDS, REGTEST
 from chain.tx import Tx, coinbase_tx
 from node.mempool import Mempool
 
@@ -985,3 +985,24 @@ def test_the_nodes_verifier(monkeypatch):
         assert verifier.sent == (64 + 64 if parallel else 0)
     finally:
         verifier.close()
+
+
+def test_a_worker_decodes_a_tx_spanning_several_chunks_once(monkeypatch):
+    """A tx whose inputs fill several chunks comes whole in each; the worker
+    decodes it once (``last``) and still finds a bad signature in a later
+    chunk at its position there."""
+    coins = [(OutPoint(bytes([i]) * 32, i), Coin(COIN, ALICE, 1, False)) for i in range(10)]
+    tx = make_tx(coins, "alice", [(BOB, 10 * COIN - 1000)])
+    tx = with_input(tx, 7, signature=high_s_twin(tx.inputs[7].signature))
+    decoded = []
+    real_decode = Tx.decode
+    monkeypatch.setattr(Tx, "decode", staticmethod(lambda raw: decoded.append(1) or real_decode(raw)))
+
+    def chunk(indexes):
+        return sigcheck.encode_chunk(REGTEST.magic, [tx.raw], [
+            sigcheck._CHECK.pack(0, i, COIN) + ALICE for i in indexes])
+    last = [b"", None]
+    assert sigcheck.first_invalid(chunk(range(0, 5)), last) == -1
+    assert sigcheck.first_invalid(chunk(range(5, 10)), last) == 2  # input 7
+    assert len(decoded) == 1
+    assert sigcheck.first_invalid(chunk(range(5, 10))) == 2 and len(decoded) == 2  # no memo: decoded
