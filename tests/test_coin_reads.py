@@ -69,3 +69,30 @@ def test_a_block_reads_its_coins_in_a_few_selects():
         h.chain.store.db.set_trace_callback(None)
     assert len(selects) == 3, [sql[:80] for sql in selects]
     assert h.chain.store.coins_of(owner("bob"))[0][1].amount == coins[0][1].amount - 100
+
+
+def test_any_unspent_of_outputs_made_spent_or_found_in_the_view():
+    """BIP30's question on a block's view, in each case it can meet: a txid
+    with nothing unspent anywhere, outputs made earlier in the same block
+    (then spent one by one), and unspent outputs in the base that the block
+    spends or leaves."""
+    from chain.coins import CoinCache
+    h, fan = fanned_out()
+    stranger = make_tx([(OutPoint(b"\x01" * 32, 0), h.chain.get_coin(OutPoint(fan.txid, 0)))],
+                       "alice", [("bob", COIN), ("bob", COIN)])
+    view = CoinCache(h.chain.store)
+    view.prefetch([OutPoint(fan.txid, i) for i in range(3)], [stranger.txid, fan.txid])
+    assert view.any_unspent(stranger.txid, 2) is False  # nothing in the base, nothing made
+    view.add_outputs(stranger, 12)
+    assert view.any_unspent(stranger.txid, 2) is True   # made here
+    view.spend(OutPoint(stranger.txid, 0))
+    assert view.any_unspent(stranger.txid, 2) is True   # one left
+    view.spend(OutPoint(stranger.txid, 1))
+    assert view.any_unspent(stranger.txid, 2) is False  # both spent here
+    assert view.any_unspent(fan.txid, 3) is True        # unspent in the base
+    for i in range(3):
+        view.spend(OutPoint(fan.txid, i))
+    assert view.any_unspent(fan.txid, 3) is False       # the block spent the first three
+    assert view.any_unspent(fan.txid, 4) is True        # the fourth is still in the base
+    view.add_outputs(fan, 12)                            # the same txid made again here
+    assert view.any_unspent(fan.txid, 3) is True
