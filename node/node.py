@@ -168,11 +168,11 @@ class Node:
         try:
             handle(*args)
         except BaseException:
-            self._returning = False
             if self._outbox and self.on_actions is not None:
                 self.on_actions()  # what was decided before the error is not stranded
             raise
-        self._returning = False
+        finally:
+            self._returning = False
         return self.take_actions()
 
     def take_actions(self) -> list[Action]:
