@@ -123,14 +123,18 @@ class Store:
 
     # -- transactions -------------------------------------------------------
     def _write(self, statements) -> None:
-        """Run ``statements(cursor)`` inside one transaction: all or nothing."""
+        """Run ``statements(cursor)`` inside one transaction: all or nothing.
+        A COMMIT that fails and leaves the transaction open (SQLITE_BUSY does)
+        is rolled back too, so the connection is never left inside a half
+        transaction that the next write would trip over."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             statements(self.db)
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # -- meta -----------------------------------------------------------------
     def get_meta(self, key: str, default=None):
