@@ -31,7 +31,9 @@ COMMIT) never reaches ``committed``: the cache still matches the file. Reads
 happen outside write transactions (a block's reads come before its write
 begins), so nothing uncommitted is ever kept. If applying a diff itself
 fails half way (an interrupt), the cache empties: empty is always exact.
-A restart starts empty.
+A restart starts empty. Like the ``Store`` under it, it is used by one
+thread at a time (the node's gate, node/gate.py, keeps the event loop and
+the validation thread apart).
 
 Bounds. At most ``MAX_CACHED_COINS`` entries, the least recently used
 evicted first. Every entry has the same shape (a 32-byte txid, an index,
