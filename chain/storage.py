@@ -48,7 +48,7 @@ WAL_CHECKPOINT_PAGES = 10_000
 # from the OS, a system call each. 32 MiB holds the utxo tree and its owner
 # index for about 150,000 coins. Measured on 10 blocks of 2,000 txs: utxo
 # inserts 8.6-9.7 us per tx instead of 11.4-14.0, the whole serial connect
-# 102-122 us per tx instead of 111-125 (docs/bench-coins4.md). Pages are
+# 102-122 us per tx instead of 111-125 (docs/benchmarks.md, round 4: coin cache). Pages are
 # allocated as they are used, so a small database costs little.
 PAGE_CACHE_KIB = 32_768
 
