@@ -974,7 +974,10 @@ class Bench:
         self.results[f"rpc_{tag}_cpu_per_verify"] = node_cpu * per * 1000 / raw
         self.say(f"  node 0 used {node_cpu / elapsed:.0%} of a core: {node_cpu * per:.3f} ms CPU per tx "
                  f"({user * per:.3f} user + {system * per:.3f} system) = {node_cpu * per * 1000 / raw:.2f} "
-                 f"raw verifies; this client {client_cpu / elapsed:.0%}")
+                 f"raw verifies; this client {client_cpu / elapsed:.0%} of a core, "
+                 f"{client_cpu * per * 1000 / raw:.2f} raw verifies per tx")
+        self.results[f"rpc_{tag}_client_cpu_ms_per_tx"] = client_cpu * per
+        self.results[f"rpc_{tag}_client_cpu_per_verify"] = client_cpu * per * 1000 / raw
         tps = accepted / elapsed
         self.results.update({f"rpc_{tag}_tps": tps, f"rpc_{tag}_accepted": accepted,
                              f"rpc_{tag}_errors": dict(errors), f"rpc_{tag}_elapsed_s": elapsed})
@@ -1089,6 +1092,8 @@ class Bench:
              "rpc_net_share_of_limit", "of the limit"),
             ("rpc_net_all_nodes_cpu_ms_per_tx", f"  CPU per relayed tx, all {n} nodes", "ms", "net",
              "rpc_net_all_nodes_cpu_per_verify", "x raw verify"),
+            ("rpc_net_client_cpu_ms_per_tx", "  this benchmark's own CPU per tx it sent (on the same cores)", "ms",
+             "net", "rpc_net_client_cpu_per_verify", "x raw verify"),
             ("idle_rss_mb", "idle RSS per node, max", "MB", None, None, ""),
             ("idle_rss_mean_mb", "idle RSS per node, mean", "MB", None, None, ""),
             ("loaded_rss_mb", "loaded RSS per node, max", "MB", None, None, ""),
