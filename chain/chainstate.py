@@ -219,13 +219,13 @@ class ChainState:
         signatures()  # a coinbase alone: none to wait for
         changes = view.changes()
         self.store.create(self.net.name, genesis, changes, spent, encode_undo(spent), HAVE_DATA, 1)
-        self.coins.committed(changes)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
         entry.chain_complete = True
         self._add_entry(entry)
         self._candidates.add(entry)
         self._seq = 1
         self.active = [entry]
+        self.coins.committed(changes)  # last: see _connect
 
     def close(self) -> None:
         self.store.close()
@@ -617,9 +617,11 @@ class ChainState:
         # one raises before the commit, and the write is rolled back.
         self.store.apply_block(block, entry.height, True, changes, spent, encode_undo(spent),
                                before_commit=signatures)
-        self.coins.committed(changes)
         self.active.append(entry)
         self._side.discard(entry)
+        # Last: an interrupt half way through empties the cache (always exact),
+        # while the active chain already matches the file.
+        self.coins.committed(changes)
         return block
 
     def _disconnect_tip(self) -> Block:
@@ -628,7 +630,7 @@ class ChainState:
         spent = decode_undo(self.store.get_undo(entry.hash))
         changes = disconnect_changes(block.txs, spent)
         self.store.apply_block(block, entry.height, False, changes, spent, None)
-        self.coins.committed(changes)
         self.active.pop()
         self._make_side(entry)
+        self.coins.committed(changes)  # last: see _connect
         return block

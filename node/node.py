@@ -325,7 +325,8 @@ class Node:
         rows = [("recent rejects", len(self.recent_rejects), MAX_RECENT_REJECTS),
                 ("recent rejects: tx bytes kept", self.recent_rejects.bytes, MAX_REJECTED_TX_BYTES),
                 ("rejected txids", len(self.rejected_txids), MAX_REJECTED_TXIDS),
-                ("bans", len(self.banlist.bans), MAX_BANS)]
+                ("bans", len(self.banlist.bans), MAX_BANS),
+                ("coin cache", len(self.chain.coins), self.chain.coins.max_coins)]
         rows += self.blocks.limits() + self.tx_requests.limits() + self.orphans.limits()
         rows += self.addrs.limits(self.max_outbound, self._discovered_outbound())
         rows += self.claims.limits(MAX_INBOUND)

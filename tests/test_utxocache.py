@@ -4,8 +4,9 @@ It holds at most ``MAX_CACHED_COINS`` entries and ``MAX_COIN_CACHE_BYTES``
 of memory, filled past the bound; it gets the coins connected blocks make,
 loses the coins they spend, and follows reorgs; a remembered miss turns into
 the coin when a block makes it; a failed connect (a statement, a signature,
-the COMMIT) leaves it as the committed state says (a failing signature:
-tests/test_chainstate_atomic.py); a restart starts empty.
+the COMMIT, a real disk full) leaves it as the committed state says (a failing
+signature: tests/test_chainstate_atomic.py); an interrupt while it takes a
+connect empties it and leaves the chain as the file; a restart starts empty.
 Random programs of connects, reorgs and lookups are in
 tests/test_properties.py (its invariant compares every answer with SQLite's).
 """
@@ -26,6 +27,7 @@ from chain.tx import OutPoint, Tx
 from chain.utxocache import MAX_CACHED_COINS, MAX_COIN_CACHE_BYTES, UtxoCache
 
 from .helpers import NOW, Harness, StatementFaults, assert_coin_cache_is_the_disk, spend
+from .test_coin_reads import fanned_out, six_hundred_spends
 
 DISK_FULL = sqlite3.OperationalError("database or disk is full")
 
@@ -236,3 +238,63 @@ def test_a_diff_that_fails_half_way_empties_the_cache():
     with pytest.raises(KeyboardInterrupt):
         cache.committed(Interrupted())
     assert len(cache) == 0
+
+
+def test_an_interrupt_while_the_cache_takes_a_connect_leaves_the_chain_as_the_file(tmp_path, monkeypatch):
+    """The cache is updated last, after the active chain: an interrupt (Ctrl-C
+    in a notebook, MemoryError) half way through ``committed`` empties the
+    cache and leaves memory equal to the file, so the next block connects and
+    the file reopens (updated first, the chain stayed a block behind its file:
+    the next block failed, and the valid one was written as failed)."""
+    h = Harness(store=Store(tmp_path / "chain.sqlite"))
+    block, _ = block_spending_genesis(h)
+    real = UtxoCache.committed
+
+    class Interrupted(dict):
+        def items(self):
+            yield next(iter(dict.items(self)))
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(UtxoCache, "committed", lambda cache, changes: real(cache, Interrupted(changes)))
+    with pytest.raises(KeyboardInterrupt):
+        h.chain.process_block(block)
+    monkeypatch.undo()
+    assert len(h.chain.coins) == 0
+    assert h.chain.tip.hash == block.hash == h.chain.store.get_meta("tip")
+    after = h.block([], parent=h.chain.index[block.hash])
+    assert h.chain.process_block(after).status == "connected"
+    assert not h.chain.index[block.hash].failed
+    h.chain.close()
+    reopened = ChainState(REGTEST, Store(tmp_path / "chain.sqlite"), clock=lambda: NOW)
+    assert reopened.tip.hash == after.hash
+    reopened.close()
+
+
+def test_a_real_disk_full_during_a_connect_reports_it_and_leaves_cache_and_file_as_they_were():
+    """SQLITE_FULL (``max_page_count`` reached) in a block's write: SQLite rolls
+    the transaction back itself, so ``Store._write`` must not roll back again
+    (that raised "no transaction is active" and hid the disk-full error); the
+    cache and memory stay as the file says; with room again the block connects."""
+    h, fan = fanned_out()
+    coins, block = six_hundred_spends(h, fan)
+    for outpoint, _ in coins[:50]:
+        h.chain.get_coin(outpoint)  # some of the block's inputs cached
+    store, db, tip = h.chain.store, h.chain.store.db, h.chain.tip
+    put = store.put_block
+
+    def put_then_fill(*args):  # the body fits; the connect's write does not
+        put(*args)
+        db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0] + 3}")
+    store.put_block = put_then_fill
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        h.chain.process_block(block)
+    del store.put_block
+    assert not db.in_transaction
+    assert h.chain.tip is tip and store.get_meta("tip") == tip.hash
+    assert_coin_cache_is_the_disk(h.chain)
+    assert all(h.chain.get_coin(outpoint) == coin for outpoint, coin in coins)
+    db.execute("PRAGMA max_page_count=1073741823")
+    assert h.chain.process_block(block).status in ("connected", "duplicate")
+    assert h.chain.tip.hash == block.hash
+    assert all(h.chain.get_coin(outpoint) is None for outpoint, _ in coins)
+    assert_coin_cache_is_the_disk(h.chain)
