@@ -591,7 +591,10 @@ def _offloaded(method: str, arguments: list) -> bool:
         return True
     if method not in CHECKS or not arguments:
         return False
-    texts = arguments[0] if isinstance(arguments[0], list) else arguments[:1]
+    first = arguments[0]
+    if isinstance(first, str):  # one tx's hex (every sendrawtransaction)
+        return len(first) >= OFFLOAD_CHARS
+    texts = first if isinstance(first, list) else ()
     return sum(len(text) for text in texts if isinstance(text, str)) >= OFFLOAD_CHARS
 
 
