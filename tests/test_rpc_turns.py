@@ -87,10 +87,10 @@ def test_two_batches_take_turns_in_runs_not_call_by_call():
     r = run(main)
     runs = r.runs()
     assert len(r.log) == 400
-    # Call by call would be about 400 runs; a turn holds about YIELD_SECONDS / 2 of
-    # 0.2 ms calls (one batch waits), so about 12 each.
-    assert 4 <= len(runs) <= 400 // 4, [len(run) for run in runs]
-    assert sum(len(run) for run in runs) / len(runs) >= 4
+    # Call by call would be about 400 runs (main before round 4: 368); a turn holds
+    # about YIELD_SECONDS / 2 of 0.2 ms calls (one batch waits), so about 12 each,
+    # fewer when this process is descheduled in the middle of a turn.
+    assert 4 <= len(runs) <= 400 // 3, [len(run) for run in runs]
     # Both batches advance all along: each has several turns before either ends.
     first_end = min(max(i for i, e in enumerate(r.log) if e[0] == who) for who in "ab")
     assert {e[0] for e in r.log[:first_end]} == {"a", "b"}
@@ -112,7 +112,7 @@ def test_the_loop_is_held_at_most_one_yield_at_a_time():
         # (the last one crossed it); a pause of this process between slices only ends a turn sooner.
         first = entries[0][2]
         assert all(end - first < rpc.YIELD_SECONDS for *_, end in entries[:-1]), len(entries)
-    assert len(by_turn) < len(r.log) / 4  # not a turn of the loop per call
+    assert len(by_turn) < len(r.log) / 3  # not a turn of the loop per call (main: 426 for 450)
 
 
 def test_a_single_call_waits_about_one_yield_behind_batches():
