@@ -43,6 +43,7 @@ from chain.errors import RuleError
 from chain.keys import owner_of
 from chain.tx import OutPoint, Tx
 
+from . import jsonrpc
 from .addrman import MAX_MANUAL_PEERS
 from .explain import explain
 from .gate import OFFLOAD_CHARS, NodeGate
@@ -665,6 +666,7 @@ class Turns:
                 finally:
                     self.waiting -= 1
                 self._holder, self._streak = task, time.perf_counter()
+                jsonrpc.RESUMED.set(self._streak)  # a batch counts its hold of the loop from here
         self._idle = False
         started = None
         try:

@@ -14,13 +14,15 @@ this machine is:
   ``YIELD_SECONDS`` of their work;
 * a slice over ``PAUSE_FROM`` and every generator step is followed by a
   pause (as long as the slice, for a long one) in which no slice starts;
-* a kept turn ends when its task awaits something else.
+* a kept turn ends when its task awaits something else, and a batch's
+  envelope (``jsonrpc.answer``) does not count the wait for a turn as
+  holding the loop.
 """
 
 import asyncio
 import time
 
-from node import rpc
+from node import jsonrpc, rpc
 from node.gate import NodeGate
 
 CALL = 0.0002  # seconds of work per short call: a small sendrawtransaction is about 0.12 ms
@@ -95,6 +97,28 @@ def test_two_batches_take_turns_in_runs_not_call_by_call():
     first_end = min(max(i for i, e in enumerate(r.log) if e[0] == who) for who in "ab")
     assert {e[0] for e in r.log[:first_end]} == {"a", "b"}
     assert sum(1 for run in runs if r.log.index(run[0]) < first_end) >= 4
+
+
+def test_batches_through_the_envelope_keep_their_whole_turns():
+    """``jsonrpc.answer`` yields once it held the loop ``YIELD_SECONDS``;
+    the wait for a turn is not holding it (``jsonrpc.RESUMED``), or it would
+    yield, and so end its turn, right after the turn began."""
+    async def main(r: Recorder):
+        async def batch(who: str):
+            async def call(method, params):
+                return {"result": await r.turns.take(r.work(who, CALL))}
+            body = [{"jsonrpc": "2.0", "id": i, "method": "sendrawtransaction"} for i in range(150)]
+            parts = await jsonrpc.answer(body, call)
+            assert f'"result":"{who}"'.encode() in parts[1] and len(parts) == 2 * 150 + 1
+
+        await asyncio.gather(*(batch(who) for who in "abc"))
+        return r
+
+    runs = run(main).runs()
+    # A turn holds about YIELD_SECONDS / 3 of 0.2 ms calls (two batches wait): 8 or so.
+    # Counting the wait, about a third of the turns ended after one or two calls.
+    short = [len(run) for run in runs if len(run) <= 2]
+    assert len(short) < len(runs) / 4, [len(run) for run in runs]
 
 
 def test_the_loop_is_held_at_most_one_yield_at_a_time():
