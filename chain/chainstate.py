@@ -24,6 +24,8 @@ Memory never runs ahead of SQLite. Every change (a header, a body, a
 failure, a connect or disconnect, forgetting an entry) is first written as
 one SQLite transaction (chain/storage.py); the index, statuses, ``seq``,
 candidates, active chain and caches change only after that write returned.
+That includes the coin cache (chain/utxocache.py) that ``get_coin`` and
+block connect read through: it gets each committed block's coin diff.
 A write that raises (disk full, database locked) reaches the caller and
 leaves memory equal to what reopening the file would load; a reorg that one
 cuts short is resumed by the next ``process_block`` (of any block, the same
@@ -74,6 +76,7 @@ from .params import NETWORKS, Network
 from .pow import MTP_SPAN, block_work, median_time_past
 from .sigcheck import SerialVerifier
 from .storage import Store
+from .utxocache import UtxoCache
 
 HAVE_DATA = 1
 FAILED = 2
@@ -150,6 +153,7 @@ class ChainState:
                  verifier=SerialVerifier()):
         self.net = net
         self.store = store or Store()
+        self.coins = UtxoCache(self.store)  # starts empty: it only ever holds committed coins
         self.clock = clock
         self.verifier = verifier
         self.index: dict[bytes, BlockEntry] = {}
@@ -213,8 +217,9 @@ class ChainState:
         view = CoinCache(EmptyView())
         spent, _, signatures = connect_block(genesis, 0, view, self.net)
         signatures()  # a coinbase alone: none to wait for
-        self.store.create(self.net.name, genesis, view.changes(), spent, encode_undo(spent),
-                          HAVE_DATA, 1)
+        changes = view.changes()
+        self.store.create(self.net.name, genesis, changes, spent, encode_undo(spent), HAVE_DATA, 1)
+        self.coins.committed(changes)
         entry = BlockEntry(genesis.header, 0, None, HAVE_DATA, 1)
         entry.chain_complete = True
         self._add_entry(entry)
@@ -247,7 +252,9 @@ class ChainState:
         return None if raw is None else Block.decode(raw)
 
     def get_coin(self, outpoint):
-        return self.store.get_coin(outpoint)
+        """The unspent coin at ``outpoint`` on the active chain, or None (through
+        the coin cache, chain/utxocache.py)."""
+        return self.coins.get_coin(outpoint)
 
     def find_tx(self, txid: bytes):
         """(tx, entry) for a tx on the active chain, or None."""
@@ -603,12 +610,14 @@ class ChainState:
 
     def _connect(self, entry: BlockEntry) -> Block:
         block = self.get_block(entry.hash)
-        view = CoinCache(self.store)
+        view = CoinCache(self.coins)
         spent, _, signatures = connect_block(block, entry.height, view, self.net, self.verifier)
+        changes = view.changes()
         # The write runs while worker processes check signatures; a failing
         # one raises before the commit, and the write is rolled back.
-        self.store.apply_block(block, entry.height, True, view.changes(), spent, encode_undo(spent),
+        self.store.apply_block(block, entry.height, True, changes, spent, encode_undo(spent),
                                before_commit=signatures)
+        self.coins.committed(changes)
         self.active.append(entry)
         self._side.discard(entry)
         return block
@@ -619,6 +628,7 @@ class ChainState:
         spent = decode_undo(self.store.get_undo(entry.hash))
         changes = disconnect_changes(block.txs, spent)
         self.store.apply_block(block, entry.height, False, changes, spent, None)
+        self.coins.committed(changes)
         self.active.pop()
         self._make_side(entry)
         return block

@@ -6,13 +6,14 @@ The UTXO set is the set of all coins: a balance is just the sum of the coins
 an owner can unlock, which is why it can never be negative.
 
 Rules read coins through a *view*: anything with ``get_coin(outpoint)`` (the
-chain's ``Store``, the mempool's view of the next block). ``CoinCache`` layers
+chain's coin cache over its ``Store``, the mempool's view of the next block). ``CoinCache`` layers
 the changes of a block being connected over a base view, so rules see earlier
 transactions of the same block, and nothing reaches the base until the whole
 block passed; ``changes()`` is then the exact diff to write. Its base also
 answers for many at once (``get_coins`` and ``unspent_txids``, the latter for
-the BIP30 check of ``connect_block``): the ``Store``, in a few SELECTs per
-block, or ``EmptyView`` for genesis. ``CoinCache.prefetch`` asks it once for a
+the BIP30 check of ``connect_block``): the chain's ``UtxoCache``
+(chain/utxocache.py), from memory where it can and otherwise from the
+``Store`` in a few SELECTs per block, or ``EmptyView`` for genesis. ``CoinCache.prefetch`` asks it once for a
 whole block, before the rules run tx by tx.
 Disconnecting a block reads no coins: ``disconnect_changes`` makes its diff
 from the block and its undo data.

@@ -32,11 +32,15 @@ Every container is bounded; ``limits`` lists them with their bounds.
 announced by ``inv`` to each peer not known to have it. Announcements are
 batched: a shell that sets ``flush_at`` (the aiohttp shell and the
 simulator) is asked to call ``flush`` at a time the node picks: at once
-when the last batch went out ``INV_INTERVAL`` ago or more, else that long
+when the last batch went out an interval ago or more, else that long
 after it. So a lone tx is announced at once, and under load each peer gets
 at most one ``inv`` per interval holding everything since (Core trickles
 txs every few seconds; we stay far within the 100 ms of section 7), which
-also makes the ``getdata`` answers bigger and fewer. Without ``flush_at``
+also makes the ``getdata`` answers bigger and fewer. The interval adapts
+to the load: ``INV_INTERVAL`` while batches hold one tx, doubling with each
+batch of ``INV_BUSY_ITEMS`` or more up to ``MAX_INV_INTERVAL``, halving
+with each smaller one (under a stream of txs the frames per relayed tx
+fall, for a few milliseconds more per hop). Without ``flush_at``
 they go out with the actions of the event that made them. A peer asks with
 ``getdata``; we never echo an item back to a peer that sent or announced it.
 
@@ -91,10 +95,18 @@ HANDSHAKE_SECONDS = 10.0
 PING_SECONDS = 30.0  # a ping this often (Core: 2 minutes; our links are short)
 PING_TIMEOUT = 60.0  # no pong this long after a ping: disconnected, not banned
 TIMER_SECONDS = 1.0  # how often the shell calls Node.timer
-# At most one batch of announcements per this many seconds (each peer gets at
-# most one inv per batch). A lone tx waits for none: only one that follows
-# another within the interval does, for the rest of it.
+# At most one batch of announcements per interval (each peer gets at most one
+# inv per batch). A lone tx waits for none: only one that follows another
+# within the interval does, for the rest of it. The interval starts at
+# INV_INTERVAL; a batch of INV_BUSY_ITEMS txs or more doubles it, up to
+# MAX_INV_INTERVAL, and a smaller one halves it, down to INV_INTERVAL: under a
+# stream of txs each inv (and the getdata it brings back) carries several
+# txids instead of one or two, and once the stream thins the interval is back
+# to INV_INTERVAL within a few batches. An announcement waits at most
+# MAX_INV_INTERVAL, far within the 100 ms per hop of PROTOCOL.md section 7.
 INV_INTERVAL = 0.005
+MAX_INV_INTERVAL = 0.02
+INV_BUSY_ITEMS = 2
 # Each accepted or refused tx is logged at debug level (an info line per tx
 # cost a relaying node about a tenth of its CPU); at info, one line sums up
 # the txs of the last SUMMARY_SECONDS, when there were any.
@@ -134,6 +146,8 @@ class Node:
         self.flush_at = None  # set by a shell that batches announcements: call flush() at clock() time t
         self._flush_due: float | None = None  # when the pending batch goes out (asked of the shell)
         self._flushed_at = float("-inf")  # when the last batch went out
+        self.inv_interval = INV_INTERVAL  # the batches' spacing now (INV_INTERVAL..MAX_INV_INTERVAL)
+        self._batch_items = 0  # txs and blocks announced since the last batch went out
         # set by a shell that keeps metrics: observe(kind, seconds, code) after each tx check
         # ("tx"; code None when accepted) and each block ("block"; code None)
         self.observe = None
@@ -187,6 +201,12 @@ class Node:
         """The announcements batched since the last flush, and what else is pending."""
         self._flush_due = None
         self._flushed_at = self.clock()
+        if self._batch_items:  # a batch goes out: its size sets the spacing of the next
+            if self._batch_items >= INV_BUSY_ITEMS:
+                self.inv_interval = min(2 * self.inv_interval, MAX_INV_INTERVAL)
+            else:
+                self.inv_interval = max(self.inv_interval / 2, INV_INTERVAL)
+            self._batch_items = 0
         return self._answer(self._flush_announcements)
 
     # -- what the shell reports -------------------------------------------------------------
@@ -550,9 +570,11 @@ class Node:
             peer.mark_known(kind, hash_)
             peer.pending_inv.append((kind, hash_))
             queued = True
-        if queued and self.flush_at is not None and self._flush_due is None:
-            self._flush_due = max(self.clock(), self._flushed_at + INV_INTERVAL)
-            self.flush_at(self._flush_due)
+        if queued and self.flush_at is not None:
+            self._batch_items += 1
+            if self._flush_due is None:
+                self._flush_due = max(self.clock(), self._flushed_at + self.inv_interval)
+                self.flush_at(self._flush_due)
 
     def _flush_announcements(self) -> None:
         for peer in self.peers.values():

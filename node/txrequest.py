@@ -29,7 +29,10 @@ The rules (Core's ``txrequest.h``, with its reasons):
 * **Bounded per peer**: at most ``MAX_PEER_ANNOUNCEMENTS`` tracked
   announcements (more are ignored) and at most ``MAX_PEER_TX_IN_FLIGHT``
   requests waiting for an answer; a tx whose best candidate is full goes
-  to the next one, or waits for a free slot.
+  to the next one, or waits for a free slot: each slot that frees goes to
+  the oldest tx waiting for that peer, so an answer costs one choice
+  however many txs wait (a peer that announced 5,000 txs and answers
+  ``notfound`` one at a time makes no more work than an honest one).
 * **Forgotten when done**: once the tx is in hand (accepted, refused or
   kept as an orphan) every announcement of it goes (``forget``); so do a
   txid's announcements when only completed ones remain.
@@ -73,6 +76,7 @@ class TxRequestTracker:
         self.requested: dict[int, dict[bytes, None]] = {}   # peer -> txids in flight from it
         self._dirty: dict[bytes, None] = {}    # txids whose next request may have changed
         self._blocked: dict[int, dict[bytes, None]] = {}    # peer -> txids waiting for a slot in it
+        self._freed: dict[int, None] = {}      # peers with a slot freed since the last requests()
 
     def __contains__(self, txid: bytes) -> bool:
         return txid in self.by_txid
@@ -118,6 +122,7 @@ class TxRequestTracker:
                 self._dirty[txid] = None
         self.requested.pop(peer, None)
         self._blocked.pop(peer, None)
+        self._freed.pop(peer, None)
 
     # -- deciding -------------------------------------------------------------------------------
     def expire(self, now: float) -> None:
@@ -127,39 +132,55 @@ class TxRequestTracker:
                 self._complete(peer, txid, self.by_txid[txid][peer])
 
     def requests(self, now: float) -> dict[int, list[bytes]]:
-        """Choose what to ask of whom now; each choice is then REQUESTED."""
-        if not self._dirty:
+        """Choose what to ask of whom now; each choice is then REQUESTED.
+
+        First the txids whose announcements changed; then, for each peer that
+        freed a slot, the txids waiting for one in it, oldest first, until it
+        is full again: a freed slot costs about one choice, however many
+        txids wait (re-choosing all of them at every answer cost a node
+        thousands of choices per ``notfound`` from a peer that announced
+        5,000 txids)."""
+        if not self._dirty and not self._freed:
             return {}  # the common case: nothing changed since the last call
         asks: dict[int, list[bytes]] = {}
         dirty, self._dirty = self._dirty, {}
         for txid in dirty:
-            anns = self.by_txid.get(txid)
-            if anns is None:
-                continue
-            in_flight, candidates = False, []
-            for peer, a in anns.items():  # one pass: a request in flight, else the candidates
-                if a.state == REQUESTED:
-                    in_flight = True
-                    break
-                if a.state == CANDIDATE:
-                    candidates.append((not a.preferred, a.priority, peer))
-            if in_flight:
-                continue
-            if not candidates:
-                self.forget(txid)  # every announcer failed: forget them all (Core)
-                continue
-            candidates.sort()
-            chosen = next((peer for _, _, peer in candidates
-                           if len(self.requested[peer]) < MAX_PEER_TX_IN_FLIGHT), None)
-            if chosen is None:
-                for _, _, peer in candidates:
-                    self._blocked[peer][txid] = None
-                continue
-            ann = anns[chosen]
-            ann.state, ann.expiry = REQUESTED, now + TX_REQUEST_TIMEOUT
-            self.requested[chosen][txid] = None
-            asks.setdefault(chosen, []).append(txid)
+            self._choose(txid, now, asks)
+        freed, self._freed = self._freed, {}
+        for peer in freed:
+            waiting = self._blocked.get(peer)  # None: the peer has left
+            while waiting and len(self.requested[peer]) < MAX_PEER_TX_IN_FLIGHT:
+                txid = next(iter(waiting))
+                del waiting[txid]
+                self._choose(txid, now, asks)
         return asks
+
+    def _choose(self, txid: bytes, now: float, asks: dict[int, list[bytes]]) -> None:
+        """Ask the best candidate with a free slot for ``txid``, unless a request
+        is in flight; with none free, it waits in every candidate's queue."""
+        anns = self.by_txid.get(txid)
+        if anns is None:
+            return
+        candidates = []
+        for peer, a in anns.items():  # one pass: a request in flight, else the candidates
+            if a.state == REQUESTED:
+                return
+            if a.state == CANDIDATE:
+                candidates.append((not a.preferred, a.priority, peer))
+        if not candidates:
+            self.forget(txid)  # every announcer failed: forget them all (Core)
+            return
+        candidates.sort()
+        chosen = next((peer for _, _, peer in candidates
+                       if len(self.requested[peer]) < MAX_PEER_TX_IN_FLIGHT), None)
+        if chosen is None:
+            for _, _, peer in candidates:
+                self._blocked[peer][txid] = None
+            return
+        ann = anns[chosen]
+        ann.state, ann.expiry = REQUESTED, now + TX_REQUEST_TIMEOUT
+        self.requested[chosen][txid] = None
+        asks.setdefault(chosen, []).append(txid)
 
     def _complete(self, peer: int, txid: bytes, ann: Announcement) -> None:
         if ann.state == REQUESTED:
@@ -168,10 +189,10 @@ class TxRequestTracker:
         self._dirty[txid] = None
 
     def _release(self, peer: int, txid: bytes) -> None:
-        """A request of ``peer`` is over: a slot is free for txids waiting on it."""
+        """A request of ``peer`` is over: a slot is free for a txid waiting on it."""
         self.requested[peer].pop(txid, None)
-        self._dirty.update(self._blocked[peer])  # each looks for a free slot again
-        self._blocked[peer] = {}
+        if self._blocked[peer]:
+            self._freed[peer] = None
 
     # -- inspection ----------------------------------------------------------------------------
     def tracked(self, peer: int) -> int:

@@ -33,8 +33,11 @@ spanning tree plus random extra edges; each edge is dialled by one side with
 6. RPC throughput of a lone node. The network is stopped; one node with no
    peers first answers ``--rpc-txs`` (at least 1,000) ``getbestblockhash``
    requests from ``--workers`` clients (its CPU per request: what one HTTP
-   request costs it beyond the method), then gets ``--rpc-txs`` txs the same
-   way as in 5 (and as many again in JSON-RPC batches of ``--batch``). This is the node's own capacity, and what the
+   request costs it beyond the method), and so does a bare aiohttp app that
+   answers each with a constant (``BARE_AIOHTTP``: aiohttp's own floor per
+   request, below which no aiohttp node can go), then the node gets
+   ``--rpc-txs`` txs the same way as in 5 (and as many again in JSON-RPC
+   batches of ``--batch``). This is the node's own capacity, and what the
    issue's ">= 2,000 tx/s at one node" is judged on; the node's CPU per
    accepted tx is printed too, as it hardly depends on other load.
 7. Sync. A fresh source node mines ``--sync-blocks`` empty blocks
@@ -167,6 +170,22 @@ FIXED_LAUNCHER = (
     "from toychain.cli import main\n"
     "sys.argv[0] = 'toychain'\n"
     "main()\n"
+)
+
+
+# The floor of one HTTP request with aiohttp: an app that answers every POST /rpc with
+# one constant JSON-RPC reply, nothing else (no middleware, no parsing, no access log).
+# Its CPU per request is what aiohttp itself costs the node per request.
+BARE_AIOHTTP = (
+    "import sys\n"
+    "from aiohttp import web\n"
+    "REPLY = b'{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"' + b'0' * 64 + b'\"}'\n"
+    "async def answer(request):\n"
+    "    await request.read()\n"
+    "    return web.Response(body=REPLY, content_type='application/json')\n"
+    "app = web.Application()\n"
+    "app.router.add_post('/rpc', answer)\n"
+    "web.run_app(app, host=sys.argv[1], port=int(sys.argv[2]), access_log=None, print=None)\n"
 )
 
 
@@ -719,21 +738,54 @@ class Bench:
 
     async def http_cost(self, node: NodeProc) -> None:
         """The node's CPU per ``getbestblockhash`` request (one per HTTP request,
-        ``--workers`` clients): what serving one request costs beyond the method."""
+        ``--workers`` clients): what serving one request costs beyond the method;
+        and the same requests to a bare aiohttp app (``BARE_AIOHTTP``): aiohttp's floor."""
         count = max(1000, self.args.rpc_txs)
         self.say(f"HTTP cost: {count} getbestblockhash requests to a lone node, {self.args.workers} clients")
         raw = self.raw_verify("http")
-        left = iter(range(count))
-
-        async def worker():
-            for _ in left:
-                await rpc(self.session, node, "getbestblockhash", timeout=30)
-        before = cpu_seconds(node.pid)
-        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(self.args.workers))), 300)
-        per = (cpu_seconds(node.pid) - before) / count
+        per = await self.cpu_per_request(node.url, node.pid, count)
         self.results["rpc_http_node_cpu_ms_per_request"] = per * 1000
         self.results["rpc_http_cpu_per_verify"] = per * 1e6 / raw
         self.say(f"  {per * 1e6:.1f} us CPU per request = {per * 1e6 / raw:.2f} raw verifies")
+        port, = free_ports(1)
+        bare = subprocess.Popen([sys.executable, "-c", BARE_AIOHTTP, HOST, str(port)], stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent)
+        try:
+            url = f"http://{HOST}:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with self.session.post(url + "/rpc", data=b"{}") as response:
+                        await response.read()
+                        break
+                if bare.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError("the bare aiohttp app did not start")
+                await asyncio.sleep(0.05)
+            per = await self.cpu_per_request(url, bare.pid, count)
+        finally:
+            bare.terminate()
+            bare.wait(STOP_GRACE)
+        self.results["rpc_bare_ms_per_request"] = per * 1000
+        self.results["rpc_bare_cpu_per_verify"] = per * 1e6 / raw
+        self.say(f"  a bare aiohttp app answering a constant: {per * 1e6:.1f} us CPU per request = "
+                 f"{per * 1e6 / raw:.2f} raw verifies (aiohttp's own floor)")
+
+    async def cpu_per_request(self, url: str, pid: int, count: int) -> float:
+        """CPU seconds process ``pid`` spends per ``getbestblockhash`` POST, ``count`` of them."""
+        left = iter(range(count))
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getbestblockhash", "params": []}).encode()
+        headers = {"Content-Type": "application/json"}
+
+        async def worker():
+            for _ in left:
+                async with self.session.post(url + "/rpc", data=body, headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=30)) as response:
+                    if response.status != 200:
+                        raise BenchError(f"getbestblockhash: HTTP {response.status}")
+                    await response.read()
+        before = cpu_seconds(pid)
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(self.args.workers))), 300)
+        return (cpu_seconds(pid) - before) / count
 
     # -- phase 0: the network ------------------------------------------------------------------------
     async def start_network(self):
@@ -922,7 +974,10 @@ class Bench:
         self.results[f"rpc_{tag}_cpu_per_verify"] = node_cpu * per * 1000 / raw
         self.say(f"  node 0 used {node_cpu / elapsed:.0%} of a core: {node_cpu * per:.3f} ms CPU per tx "
                  f"({user * per:.3f} user + {system * per:.3f} system) = {node_cpu * per * 1000 / raw:.2f} "
-                 f"raw verifies; this client {client_cpu / elapsed:.0%}")
+                 f"raw verifies; this client {client_cpu / elapsed:.0%} of a core, "
+                 f"{client_cpu * per * 1000 / raw:.2f} raw verifies per tx")
+        self.results[f"rpc_{tag}_client_cpu_ms_per_tx"] = client_cpu * per
+        self.results[f"rpc_{tag}_client_cpu_per_verify"] = client_cpu * per * 1000 / raw
         tps = accepted / elapsed
         self.results.update({f"rpc_{tag}_tps": tps, f"rpc_{tag}_accepted": accepted,
                              f"rpc_{tag}_errors": dict(errors), f"rpc_{tag}_elapsed_s": elapsed})
@@ -1024,6 +1079,8 @@ class Bench:
             ("sync_bps", f"sync of a fresh node, {self.args.sync_blocks} blocks", "blocks/s", None, None, ""),
             ("rpc_http_node_cpu_ms_per_request", "lone node's CPU per getbestblockhash request", "ms", "http",
              "rpc_http_cpu_per_verify", "x raw verify"),
+            ("rpc_bare_ms_per_request", "  same, a bare aiohttp app answering a constant (the floor)", "ms",
+             "http", "rpc_bare_cpu_per_verify", "x raw verify"),
             ("rpc_lone_tps", f"sendrawtransaction, lone node ({self.args.workers} clients)", "tx/s",
              None, None, ""),
             ("rpc_lone_node_cpu_ms_per_tx", "  lone node's CPU per accepted tx", "ms", "lone",
@@ -1035,6 +1092,8 @@ class Bench:
              "rpc_net_share_of_limit", "of the limit"),
             ("rpc_net_all_nodes_cpu_ms_per_tx", f"  CPU per relayed tx, all {n} nodes", "ms", "net",
              "rpc_net_all_nodes_cpu_per_verify", "x raw verify"),
+            ("rpc_net_client_cpu_ms_per_tx", "  this benchmark's own CPU per tx it sent (on the same cores)", "ms",
+             "net", "rpc_net_client_cpu_per_verify", "x raw verify"),
             ("idle_rss_mb", "idle RSS per node, max", "MB", None, None, ""),
             ("idle_rss_mean_mb", "idle RSS per node, mean", "MB", None, None, ""),
             ("loaded_rss_mb", "loaded RSS per node, max", "MB", None, None, ""),

@@ -152,6 +152,13 @@ class StatementFaults:
         del self.store._write
 
 
+def assert_coin_cache_is_the_disk(chain: ChainState) -> None:
+    """Every entry the chain's coin cache holds (chain/utxocache.py), a coin
+    or a remembered miss, is what SQLite says."""
+    for outpoint, coin in list(chain.coins._coins.items()):
+        assert chain.store.get_coin(outpoint) == coin, outpoint
+
+
 def wait_until(condition, timeout: float, what: str):
     """Poll ``condition()`` (for tests of real processes) until it returns a
     true value, which is returned; fail after ``timeout`` seconds."""
@@ -170,5 +177,5 @@ def resolve(block: Block) -> Block:
     return Block(solve(block.header), block.txs)
 
 
-__all__ = ["COIN", "NOW", "Harness", "InjectedFault", "FailingDB", "StatementFaults", "wait_until", "make_tx", "spend", "owner", "pub", "secret", "resolve",
+__all__ = ["COIN", "NOW", "Harness", "assert_coin_cache_is_the_disk", "InjectedFault", "FailingDB", "StatementFaults", "wait_until", "make_tx", "spend", "owner", "pub", "secret", "resolve",
            "mine_block", "OutPoint", "Tx", "TxIn", "TxOut", "Coin", "Block"]

@@ -4,14 +4,16 @@ Connecting a block inserts its new coins, its txindex rows and its history
 rows as many rows per statement as SQLite's host-parameter limit allows,
 not one statement run per row; what lands in the tables is exactly the
 rows of the block, across chunk boundaries. A file store checkpoints its
-WAL every ``WAL_CHECKPOINT_PAGES`` pages, not at SQLite's default 1,000.
+WAL every ``WAL_CHECKPOINT_PAGES`` pages, not at SQLite's default 1,000,
+and every store caches up to ``PAGE_CACHE_KIB`` of pages, not SQLite's
+default 2,000 KiB (a bound SQLite itself keeps: a page past it is evicted).
 """
 
 import re
 
 from chain.chainstate import ChainState
 from chain.params import REGTEST
-from chain.storage import MAX_VARIABLES, WAL_CHECKPOINT_PAGES, Store
+from chain.storage import MAX_VARIABLES, PAGE_CACHE_KIB, WAL_CHECKPOINT_PAGES, Store
 from chain.tx import OutPoint
 
 from .helpers import NOW, make_tx
@@ -55,3 +57,11 @@ def test_a_file_store_checkpoints_its_wal_every_so_many_pages(tmp_path):
             WAL_CHECKPOINT_PAGES
     finally:
         chain.close()
+
+
+def test_every_store_caches_up_to_page_cache_kib_of_pages(tmp_path):
+    for store in (Store(tmp_path / "chain.sqlite"), Store()):
+        try:
+            assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
+        finally:
+            store.close()

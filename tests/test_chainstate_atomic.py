@@ -10,7 +10,7 @@ a locked database raises (``sqlite3.OperationalError``). After each failure:
 
 * the error reached the caller;
 * memory is what is on disk: index rows (height, status, seq, reason),
-  active chain and tip;
+  active chain and tip, and every coin (or miss) the coin cache holds;
 * memory equals a fresh reopen of the file (a copy of it, so that the reopen
   cannot write under the chain state being checked): tip, active chain,
   index statuses and links, candidates, side and waiting entries, coins.
@@ -34,7 +34,7 @@ from chain.storage import Store
 from chain.coins import Coin
 from chain.tx import OutPoint, Tx
 
-from .helpers import NOW, Harness, StatementFaults, spend
+from .helpers import NOW, Harness, StatementFaults, assert_coin_cache_is_the_disk, spend
 
 DISK_FULL = sqlite3.OperationalError("database or disk is full")
 
@@ -61,6 +61,7 @@ def assert_memory_is_the_disk(chain: ChainState) -> None:
     assert rows == {h: (e.height, e.status, e.seq, e.reason) for h, e in chain.index.items()}
     assert [e.hash for e in chain.active] == chain.store.active_hashes()
     assert chain.store.get_meta("tip") == chain.tip.hash
+    assert_coin_cache_is_the_disk(chain)
 
 
 def reopen_copy(chain: ChainState, path) -> ChainState:
@@ -110,6 +111,8 @@ def bad_signature_rolls_the_write_back(h: Harness):
         assert outcome.status in ("invalid", "duplicate-invalid")
         assert outcome.error.code == "bad-txns-bad-signature"
         assert h.chain.get_coin(OutPoint(tx1.txid, 1)) is None  # tx1's write was rolled back
+        assert h.chain.get_coin(genesis_coin[0]) == genesis_coin[1]
+        assert_coin_cache_is_the_disk(h.chain)
     return act
 
 

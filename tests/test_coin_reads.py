@@ -4,15 +4,17 @@ A block's connect asks SQLite for the coins its inputs spend and for which
 of its txids still have unspent outputs (BIP30) in a few SELECTs, chunked
 under SQLite's host-parameter limit, not one SELECT per input and per tx.
 The batched answers equal the one-by-one answers, across chunk boundaries.
+Coins the coin cache holds (chain/utxocache.py) need no SELECT at all.
 """
 
 import re
 
 from chain.amounts import COIN
+from chain.chainstate import ChainState
 from chain.storage import MAX_VARIABLES
 from chain.tx import OutPoint
 
-from .helpers import Harness, make_tx, owner
+from .helpers import NOW, Harness, make_tx, owner
 
 READS_UTXO = re.compile(r"(SELECT|WITH)\b.*\butxo\b", re.DOTALL)
 FAN = 1_100  # outputs of the fan-out tx: more than one chunk of outpoints
@@ -53,22 +55,53 @@ def test_unspent_txids_across_chunks():
     assert store.unspent_txids([]) == set()
 
 
-def test_a_block_reads_its_coins_in_a_few_selects():
-    """600 one-input txs: 600 outpoints take 2 SELECTs (499 per chunk) and 601
-    txids 1, where one SELECT per input and per tx would take 1,201."""
-    h, fan = fanned_out()
-    coins = [(OutPoint(fan.txid, i), h.chain.get_coin(OutPoint(fan.txid, i))) for i in range(600)]
-    txs = [make_tx([c], "alice", [("bob", c[1].amount - 100)]) for c in coins]
-    block = h.block(txs, fees=100 * len(txs))
+def utxo_selects_of_connecting(chain, block) -> list[str]:
+    """The SQL statements that read the utxo table while ``chain`` connects ``block``."""
     selects: list[str] = []
-    h.chain.store.db.set_trace_callback(
+    chain.store.db.set_trace_callback(
         lambda sql: selects.append(sql) if READS_UTXO.match(sql) else None)
     try:
-        assert h.chain.process_block(block).status == "connected"
+        assert chain.process_block(block).status == "connected"
     finally:
-        h.chain.store.db.set_trace_callback(None)
+        chain.store.db.set_trace_callback(None)
+    return selects
+
+
+def six_hundred_spends(h: Harness, fan):
+    coins = [(OutPoint(fan.txid, i), h.chain.store.get_coin(OutPoint(fan.txid, i)))
+             for i in range(600)]
+    txs = [make_tx([c], "alice", [("bob", c[1].amount - 100)]) for c in coins]
+    return coins, h.block(txs, fees=100 * len(txs))
+
+
+def test_a_block_reads_its_coins_in_a_few_selects():
+    """600 one-input txs, after a restart (the coin cache empty): 600
+    outpoints take 2 SELECTs (499 per chunk) and 601 txids 1, where one
+    SELECT per input and per tx would take 1,201."""
+    h, fan = fanned_out()
+    coins, block = six_hundred_spends(h, fan)
+    restarted = ChainState(h.net, h.chain.store, clock=lambda: NOW)
+    selects = utxo_selects_of_connecting(restarted, block)
     assert len(selects) == 3, [sql[:80] for sql in selects]
     assert h.chain.store.coins_of(owner("bob"))[0][1].amount == coins[0][1].amount - 100
+
+
+def test_a_block_reads_cached_coins_from_memory():
+    """The coin cache answers for the coins it holds (chain/utxocache.py): the
+    fan-out's outputs, made by a block this chain state connected, need no
+    SELECT, only BIP30's; after a restart, coins read since then (200 of
+    the 600) are answered from memory and the other 400 in one SELECT."""
+    h, fan = fanned_out()
+    _, block = six_hundred_spends(h, fan)
+    selects = utxo_selects_of_connecting(h.chain, block)
+    assert len(selects) == 1 and "DISTINCT" in selects[0], [sql[:80] for sql in selects]
+
+    h, fan = fanned_out()
+    _, block = six_hundred_spends(h, fan)
+    restarted = ChainState(h.net, h.chain.store, clock=lambda: NOW)
+    for i in range(200):
+        restarted.get_coin(OutPoint(fan.txid, i))
+    assert len(utxo_selects_of_connecting(restarted, block)) == 2
 
 
 def test_any_unspent_of_outputs_made_spent_or_found_in_the_view():

@@ -15,7 +15,7 @@ from chain.address import encode_address
 from chain.mining import mine_block
 from chain.tx import TxOut
 from node import rpc
-from node.node import INV_INTERVAL, SUMMARY_SECONDS
+from node.node import INV_INTERVAL, MAX_INV_INTERVAL, SUMMARY_SECONDS
 from sim import invariants
 from sim.funding import owner, pay
 from sim.scenarios import FEE, World
@@ -260,6 +260,48 @@ def test_announcements_are_batched_per_interval_and_reach_every_peer():
         assert n.received[hub.name, "inv"] - invs_before[n] == 2, "one inv per batch to each peer"
     frames = {n: sum(c for (sender, kind), c in n.received.items() if kind == "tx") for n in nodes}
     assert all(count == len(everything) for n, count in frames.items() if n is not hub), frames
+
+
+def test_the_interval_grows_under_a_stream_of_txs_within_its_bound_and_shrinks_when_it_thins():
+    """A tx every millisecond: the batches spread out from INV_INTERVAL to
+    MAX_INV_INTERVAL (fewer, bigger invs), no announcement waits longer than
+    MAX_INV_INTERVAL, and every tx still reaches every mempool, fetched once
+    by each node. Once the stream stops, lone txs go out at once again and
+    the interval is back to INV_INTERVAL."""
+    world = World.build(26, 5)
+    sim, nodes = world.sim, world.honest
+    sim.run_for(3)
+    hub = max(nodes, key=lambda n: len(n.sides))
+    neighbours = [side.remote for side in hub.sides]
+    invs_before = {n: n.received[hub.name, "inv"] for n in neighbours}
+    stream, start = [world.payment() for _ in range(40)], sim.now
+    submitted = [start + i * 0.001 for i in range(len(stream))]
+    for when, tx in zip(submitted, stream):
+        sim.at(when, hub.submit, tx)
+    assert sim.run_for(3, lambda: all(tx.txid in n.mempool for n in nodes for tx in stream))
+
+    batches = [t for t in hub.inv_flushes if t >= start]
+    gaps = [b - a for a, b in zip(batches, batches[1:])]
+    assert max(gaps) == pytest.approx(MAX_INV_INTERVAL)  # it grew to its bound ...
+    assert all(gap <= MAX_INV_INTERVAL + 1e-9 for gap in gaps)  # ... and never past it
+    for when in submitted:  # each tx went out in the first batch after it, within the bound
+        assert next(b for b in batches if b >= when) - when <= MAX_INV_INTERVAL + 1e-9
+    assert len(batches) < len(stream) / 4, batches  # an inv per peer per batch, not per tx
+    for n in neighbours:
+        assert n.received[hub.name, "inv"] - invs_before[n] <= len(batches)
+    for n in nodes:
+        if n is not hub:
+            fetched = sum(c for (_, kind), c in n.received.items() if kind == "tx")
+            assert fetched == len(stream), "each node fetches each tx exactly once"
+
+    sim.run_for(1)  # the stream is over
+    for _ in range(4):  # lone txs: each at once, each batch of one halves the interval
+        lone, now = world.payment(), sim.now
+        assert hub.submit(lone)
+        sim.run_for(0)
+        assert hub.inv_flushes[-1] == now
+        assert sim.run_for(1, lambda: all(lone.txid in n.mempool for n in nodes))
+    assert hub.node.inv_interval == INV_INTERVAL
 
 
 def test_the_shell_is_reminded_of_actions_only_by_calls_that_do_not_return_them():

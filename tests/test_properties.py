@@ -8,6 +8,12 @@ invalid block in them, so the chain must stay or come back), connects a block
 and reorganises it away, closes and reopens the database, and crashes in the
 middle of writing a block.
 
+The coin cache (chain/utxocache.py) is kept small here, so that it evicts
+all the time, and every answer it gives is compared with SQLite's: the
+inputs and outputs of blocks about to connect or be reorganised away are
+looked up before (remembered misses, coins about to be spent) and after,
+and so are those of the latest blocks built after every step.
+
 After every step the invariants hold: the UTXO set is the one rebuilt from
 scratch by replaying the active chain (no coin spent twice, none before it
 exists), the coin count and money supply kept in the database agree with it,
@@ -32,7 +38,7 @@ from chain.params import REGTEST
 from chain.storage import Store
 from chain.tx import OutPoint, Tx, TxOut
 
-from .helpers import NOW, FailingDB, Harness, InjectedFault, owner, spend
+from .helpers import NOW, FailingDB, Harness, InjectedFault, assert_coin_cache_is_the_disk, owner, spend
 
 NAMES = ("alice", "bob", "carol", "dave")
 NAME_OF = {owner(name): name for name in NAMES}
@@ -55,6 +61,7 @@ INVALID_KINDS = {
 SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 CONNECT_STATEMENTS = 7  # SQL statements Store.apply_block runs to connect a block
+CACHE_ROOM = 48  # coins the chain's coin cache may hold here, so that it evicts
 
 
 # -- an independent model: the chain's effect on coins, replayed from scratch ------------
@@ -143,6 +150,7 @@ class ChainMachine(RuleBasedStateMachine):
         self.dir = tempfile.mkdtemp(prefix="toychain-props-", dir=SCRATCH)
         self.path = os.path.join(self.dir, "chain.sqlite")
         self.h = Harness(store=Store(self.path))
+        self.h.chain.coins.max_coins = CACHE_ROOM
         self.blocks: dict[bytes, Block] = {REGTEST.genesis.hash: REGTEST.genesis}
         self.bumps = 0
         for i in range(MATURITY + 1):  # every account gets coins; the first ones mature
@@ -183,9 +191,19 @@ class ChainMachine(RuleBasedStateMachine):
         return {"tip": self.chain.tip.hash, "coins": store.all_coins(),
                 "stats": store.utxo_stats(), "active": store.active_hashes()}
 
+    def look_up(self, blocks) -> None:
+        """Every input and output of ``blocks``, through the coin cache, as SQLite says."""
+        chain, store = self.chain, self.chain.store
+        for block in blocks:
+            for tx in block.txs:
+                for outpoint in [txin.outpoint for txin in tx.inputs] + \
+                        [OutPoint(tx.txid, i) for i in range(len(tx.outputs))]:
+                    assert chain.get_coin(outpoint) == store.get_coin(outpoint), outpoint
+
     def reopen(self) -> None:
         self.chain.close()
         self.h.chain = ChainState(REGTEST, Store(self.path), clock=lambda: NOW)
+        self.h.chain.coins.max_coins = CACHE_ROOM
 
     # -- rules ------------------------------------------------------------------------------
     @rule(rnd=st.randoms(use_true_random=False))
@@ -194,9 +212,11 @@ class ChainMachine(RuleBasedStateMachine):
         coins, *_ = replay(self.active_blocks())
         txs, fees, _ = random_spends(rnd, coins, tip.height + 1, max_txs=4)
         block = self.new_block(rnd, txs, tip, fees)
+        self.look_up([block])  # its coins missing (remembered), the coins it spends there
         out = self.chain.process_block(block)
         assert out.status == "connected", out
         assert out.connected == [block] and out.disconnected == []
+        self.look_up([block])
         self.expected_tip = block.hash
         event(f"mined a block with {len(txs)} spends")
         for pos, tx in enumerate(block.txs):
@@ -378,7 +398,9 @@ class ChainMachine(RuleBasedStateMachine):
         y1 = self.new_block(rnd, [], parent)
         assert chain.process_block(y1).status == "side"
         y2 = self.new_block(rnd, [], chain.index[y1.hash])
+        self.look_up([block, y1, y2])
         out = chain.process_block(y2)
+        self.look_up([block, y1, y2])
         assert out.status == "connected"
         assert out.disconnected == [block] and out.connected == [y1, y2]
         self.expected_tip = y2.hash
@@ -457,6 +479,13 @@ class ChainMachine(RuleBasedStateMachine):
         self.expected_tip = block.hash
 
     # -- invariants -------------------------------------------------------------------------
+    @invariant()
+    def coin_cache_answers_as_sqlite(self):
+        chain = self.chain
+        assert len(chain.coins) <= CACHE_ROOM
+        assert_coin_cache_is_the_disk(chain)
+        self.look_up(list(self.blocks.values())[-4:])
+
     @invariant()
     def state_is_the_replay_of_the_active_chain(self):
         chain, store = self.chain, self.chain.store
