@@ -19,8 +19,9 @@ can crash the server (HTTP 200 with an error object, never a 500):
 * a batch holds 1 to ``MAX_BATCH`` requests (-32600).
 
 ``answer`` runs the requests one by one and yields to the event loop
-between two of them once ``YIELD_SECONDS`` have passed since it last did,
-so a batch of 1,000 holds the loop no longer than that plus its slowest
+between two of them once ``YIELD_SECONDS`` have passed since it last did
+or last got the loop back from waiting for its turn (``RESUMED``), so a
+batch of 1,000 holds the loop no longer than that plus its slowest
 request at a time (a yield per request cost a turn of the loop for each).
 Each reply is encoded to bytes as soon as it is made and
 the shell sends the pieces in chunks of about 64 kB (one socket write each):
@@ -31,6 +32,7 @@ not run and get error -32000 instead (send them again in another batch).
 """
 
 import asyncio
+import contextvars
 import json
 import math
 import time
@@ -41,6 +43,10 @@ MAX_BATCH = 1000
 MAX_JSON_VALUES = 100_000
 MAX_BATCH_REPLY_BYTES = 16 * 1024 * 1024
 YIELD_SECONDS = 0.005  # a batch lets the loop in at least this often (between requests; rpc.py)
+# When the task running a batch last got the loop back from a wait that a callee made it do
+# (rpc.Turns: its turn), so that it counts only the time it held the loop since: counting the
+# wait, it would yield, and so end its turn, right after the turn began.
+RESUMED = contextvars.ContextVar("resumed", default=0.0)
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 OVER_BUDGET = -32000
@@ -159,7 +165,7 @@ async def answer(body, run) -> list[bytes]:
             reply = await one(request)
         parts += [b"," if parts else b"[", encode(reply)]
         size += len(parts[-1]) + 1
-        if time.perf_counter() - yielded >= YIELD_SECONDS:
+        if time.perf_counter() - max(yielded, RESUMED.get()) >= YIELD_SECONDS:
             await asyncio.sleep(0)  # let peers, pings and other clients in between requests
             yielded = time.perf_counter()
     return parts + [b"]"]

@@ -30,6 +30,7 @@ returns into gossip and events.
 """
 
 import heapq
+import math
 from decimal import Decimal
 from fractions import Fraction
 import time as _time
@@ -94,6 +95,7 @@ class Mempool:
         self.entries: dict[bytes, Entry] = {}
         self.spends: dict[OutPoint, bytes] = {}   # outpoint -> txid of the mempool tx spending it
         self.bytes = 0
+        self.oldest = math.inf  # no entry arrived before this time (``expire`` looks only when due)
 
     # -- the coin view of the next block ----------------------------------------------
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
@@ -267,6 +269,8 @@ class Mempool:
     def _add(self, entry: Entry) -> None:
         txid = entry.tx.txid
         self.entries[txid] = entry
+        if entry.time < self.oldest:
+            self.oldest = entry.time
         for txin in entry.tx.inputs:
             self.spends[txin.outpoint] = txid
         for parent in entry.parents:
@@ -330,6 +334,7 @@ class Mempool:
         self.entries.clear()
         self.spends.clear()
         self.bytes = 0
+        self.oldest = math.inf
         removed: list[tuple[Tx, str]] = []
         refused: dict[bytes, str] = {}  # txid -> why; a descendant inherits its parent's reason
         for tx, time, was_pooled in ([(tx, now, False) for tx in returning]
@@ -352,10 +357,17 @@ class Mempool:
         return removed
 
     def expire(self, now: float) -> list[tuple[Tx, str]]:
+        """Txs that arrived more than ``EXPIRY_SECONDS`` before ``now``, with
+        their descendants. The node calls it every second; the pool is looked
+        through only once ``oldest`` (a lower bound of the arrival times: a
+        removal leaves it, a look through sets it exactly) says one may be due."""
+        if now - self.oldest <= EXPIRY_SECONDS:
+            return []
         old = [t for t, e in self.entries.items() if now - e.time > EXPIRY_SECONDS]
         removed: list[Tx] = []
         for txid in old:
             self._remove_with_descendants(txid, removed)
+        self.oldest = min((e.time for e in self.entries.values()), default=math.inf)
         return [(tx, "expiry") for tx in removed]
 
     # -- mining ----------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from chain.errors import RuleError
 from chain.keys import owner_of
 from chain.tx import OutPoint, Tx
 
+from . import jsonrpc
 from .addrman import MAX_MANUAL_PEERS
 from .explain import explain
 from .gate import OFFLOAD_CHARS, NodeGate
@@ -591,7 +592,10 @@ def _offloaded(method: str, arguments: list) -> bool:
         return True
     if method not in CHECKS or not arguments:
         return False
-    texts = arguments[0] if isinstance(arguments[0], list) else arguments[:1]
+    first = arguments[0]
+    if isinstance(first, str):  # one tx's hex (every sendrawtransaction)
+        return len(first) >= OFFLOAD_CHARS
+    texts = first if isinstance(first, list) else ()
     return sum(len(text) for text in texts if isinstance(text, str)) >= OFFLOAD_CHARS
 
 
@@ -624,38 +628,84 @@ class Turns:
     peer's ping, which needs several iterations to be read and answered,
     waits for several rounds of them. With it the loop is held at most one
     slice at a time, and peers and cheap calls get at least half of it.
-    Short slices let the loop run once they add up to ``YIELD_SECONDS`` in
-    one turn of the loop (a pause after each would cost a turn of the loop
-    for every small ``sendrawtransaction``); a generator's steps, after each."""
+
+    A turn is a run of short slices in one turn of the loop, at most
+    ``YIELD_SECONDS`` of them shared by everyone waiting (``_budget``): the
+    task whose turn it is keeps it while it comes back without the loop
+    turning (a batch's next ``sendrawtransaction``: Core runs a batch under
+    one lock hold), so consecutive short calls pay neither a queued waiter
+    nor a turn of the loop each. The turn ends when its budget is spent
+    (then a pause lets the loop run), at a slice over ``PAUSE_FROM`` or a
+    generator's step (each followed by its pause), or as soon as the loop
+    turns (``_turned``: its task went to await something else, or finished).
+    Waiters are served in the order they came; with ``n`` of them each turn
+    gets a ``1/(n + 1)`` share of ``YIELD_SECONDS``, so a call that arrives
+    behind several batches still waits about one ``YIELD_SECONDS`` in all,
+    not one per batch. A task that finds the turn kept by one that went away
+    (in the same turn of the loop, nobody waiting) carries on its streak."""
 
     def __init__(self, gate: NodeGate):
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # held by ``_holder``
         self.gate = gate
-        self._streak = 0.0      # when the slices run in this turn of the loop began
-        self._marked = False    # a callback will say that the loop turned
+        self.waiting = 0        # tasks queued for a turn
+        self._holder = None     # the task whose turn it is
+        self._idle = False      # its last slice ended: the turn is kept for it
+        self._streak = 0.0      # when this turn's slices began
+        self._ending = False    # ``_turned`` will run at the next turn of the loop
 
     async def take(self, compute, step: bool = False):
         """``compute()``'s value; ``step``: a generator's step, always followed by a pause."""
-        async with self._lock:
-            started = None
-            try:
-                async with self.gate.held():  # the pause is outside: others may use the node
-                    started = time.perf_counter()
-                    if not self._marked:  # the loop turned since the last slice
-                        self._streak = started
-                    return compute()
-            finally:
-                if started is not None:
-                    now = time.perf_counter()
-                    spent = now - started
-                    if step or spent > PAUSE_FROM or now - self._streak >= YIELD_SECONDS:
-                        await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
-                    elif not self._marked:
-                        self._marked = True
-                        asyncio.get_running_loop().call_soon(self._turned)
+        task = asyncio.current_task()
+        if self._holder is not task or not self._idle:
+            if self._holder is not None and self._idle and not self.waiting:
+                self._holder = task  # the kept turn's task went away: carry on its streak
+            else:
+                self.waiting += 1
+                try:
+                    await self._lock.acquire()
+                finally:
+                    self.waiting -= 1
+                self._holder, self._streak = task, time.perf_counter()
+                jsonrpc.RESUMED.set(self._streak)  # a batch counts its hold of the loop from here
+        self._idle = False
+        started = None
+        try:
+            if self.gate.free:  # nobody has the node: nothing to wait for
+                started = time.perf_counter()
+                return compute()
+            async with self.gate.held():  # the pause is outside: others may use the node
+                started = time.perf_counter()
+                return compute()
+        finally:
+            now = time.perf_counter()
+            if started is None:  # cancelled while waiting for the node
+                self._release()
+            elif step or now - started > PAUSE_FROM or now - self._streak >= self._budget():
+                spent = now - started
+                try:  # the turn is held through the pause: no other slice runs meanwhile
+                    await asyncio.sleep(spent if spent > PAUSE_FROM else 0)
+                finally:
+                    self._release()
+            else:
+                self._idle = True
+                if not self._ending:
+                    self._ending = True
+                    asyncio.get_running_loop().call_soon(self._turned)
+
+    def _budget(self) -> float:
+        """How long a turn's short slices may add up to: ``YIELD_SECONDS``
+        shared with everyone waiting."""
+        return YIELD_SECONDS / (1 + self.waiting)
+
+    def _release(self) -> None:
+        self._holder, self._idle = None, False
+        self._lock.release()
 
     def _turned(self) -> None:
-        self._marked = False
+        """The loop turned: a kept turn ends (the next waiter's begins)."""
+        self._ending = False
+        if self._idle:
+            self._release()
 
 
 @dataclass

@@ -9,13 +9,15 @@ alice's coinbase coins of heights 0..11 are mature for block 21 and those of
 12..20 are not.
 """
 
+import math
+
 import pytest
 
 from chain.coins import Coin
 from chain.errors import RuleError
 from chain.params import DEVNET
 from chain.tx import OutPoint, Tx, TxIn, TxOut, coinbase_tx
-from node.mempool import MAX_CHAIN, Mempool
+from node.mempool import EXPIRY_SECONDS, MAX_CHAIN, Mempool
 
 from .helpers import COIN, Harness, owner, pub, spend
 
@@ -632,3 +634,31 @@ def test_expire_after_two_weeks_with_descendants(h):
     assert sorted((t.txid, r) for t, r in removed) == sorted(
         [(old.txid, "expiry"), (young_child.txid, "expiry")])
     assert len(pool) == 0 and pool.bytes == 0 and pool.spends == {}
+
+
+def test_expire_looks_only_when_due_and_follows_removals_and_put_backs(h):
+    """``expire`` is a no-op until ``oldest`` (a lower bound of the arrival
+    times) says an entry may be due; the bound is set exactly by each look
+    through, so a removed oldest entry or an older one put back (a reorg's
+    ``accept(tx, time)``) never delays or hastens an expiry."""
+    week = EXPIRY_SECONDS // 2
+    now = [1000.0]
+    pool = Mempool(h.chain, min_fee_rate=1, clock=lambda: now[0])
+    assert pool.oldest == math.inf and pool.expire(1e12) == []
+    first = pay(coinbase_coin(h, 0))
+    pool.accept(first)
+    now[0] += week
+    second = pay(coinbase_coin(h, 1))
+    pool.accept(second)
+    assert pool.oldest == 1000.0
+    pool._remove_one(first.txid)  # as a block confirming it would (update_for_chain)
+    assert pool.oldest == 1000.0  # a lower bound only: the next look through corrects it
+    assert pool.expire(1000.0 + EXPIRY_SECONDS + 1) == [] and pool.oldest == 1000.0 + week
+    assert pool.expire(1000.0 + week + EXPIRY_SECONDS) == []  # exactly two weeks: not yet
+    third = pay(coinbase_coin(h, 2))
+    pool.accept(third, time=500.0)  # put back after a reorg with its first arrival time
+    assert pool.oldest == 500.0
+    assert [(t.txid, r) for t, r in pool.expire(500.0 + EXPIRY_SECONDS + 1)] == [(third.txid, "expiry")]
+    assert pool.oldest == 1000.0 + week and second.txid in pool
+    assert [t.txid for t, _ in pool.expire(1000.0 + week + EXPIRY_SECONDS + 1)] == [second.txid]
+    assert pool.oldest == math.inf and len(pool) == 0

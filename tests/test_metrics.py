@@ -5,12 +5,15 @@ a ban, a garbage collection), each node has its own registry, and the HTTP
 guard applies."""
 
 import gc
+import time
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from chain.coins import Coin
 from chain.tx import OutPoint
+from node import metrics
 
 from .helpers import make_tx, owner
 from .nodes import Network, address, http_rpc, run, wait_for
@@ -98,3 +101,43 @@ def test_metrics_need_no_cookie_but_obey_the_host_guard(tmp_path):
                 async with session.get(url, headers={"Origin": "http://evil.example"}) as response:
                     assert response.status == 403
     run(scenario())
+
+
+def test_plain_counts_export_as_the_library_would(tmp_path):
+    """``validated`` counts in plain numbers (node/metrics.py ``Tally``); a
+    scrape shows exactly the samples prometheus-client's own ``Histogram``
+    and ``Counter`` show for the same observations (``_created`` aside, a
+    time: present, and not in the future)."""
+    observations = [("tx", 0.00005, None), ("tx", 0.0001, None), ("tx", 0.0003, "bad-txns-in-belowout"),
+                    ("tx", 2.0, None), ("tx", 0.0001, "txn-mempool-conflict"),
+                    ("tx", 0.002, "bad-txns-in-belowout"), ("block", 0.01, None), ("block", 20.0, None)]
+    reference = CollectorRegistry()
+    histograms = {"tx": Histogram("toychain_tx_validation_seconds", "", buckets=metrics.TX_BUCKETS,
+                                  registry=reference),
+                  "block": Histogram("toychain_block_validation_seconds", "", buckets=metrics.BLOCK_BUCKETS,
+                                     registry=reference)}
+    accepted = Counter("toychain_txs_accepted", "", registry=reference)
+    rejected = Counter("toychain_txs_rejected", "", ["code"], registry=reference)
+    for kind, seconds, code in observations:
+        histograms[kind].observe(seconds)
+        if kind == "tx":
+            (accepted if code is None else rejected.labels(code)).inc()
+    want = {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in reference.collect() for s in family.samples}
+
+    async def scenario():
+        async with Network(tmp_path, 1, topology="none") as net:
+            [server] = net.nodes
+            before = await scrape(server)
+            for observation in observations:
+                server.metrics.validated(*observation)
+            return before, await scrape(server)
+
+    before, after = run(scenario())
+    names = ("toychain_tx_validation_seconds", "toychain_block_validation_seconds", "toychain_txs_")
+    assert {key for key in after if key[0].startswith(names)} == set(want)
+    got = {key: after[key] - before.get(key, 0.0) for key in want if not key[0].endswith("_created")}
+    assert got == {key: v for key, v in want.items() if not key[0].endswith("_created")}
+    for key in want:
+        if key[0].endswith("_created"):
+            assert 0 < after[key] <= time.time(), key
