@@ -627,7 +627,8 @@ class Turns:
     runs in the same loop iteration (ten clients: ten times one call), and a
     peer's ping, which needs several iterations to be read and answered,
     waits for several rounds of them. With it the loop is held at most one
-    slice at a time, and peers and cheap calls get at least half of it.
+    turn (below) or one long slice at a time, and after a long slice peers
+    and cheap calls get at least half of the loop.
 
     A turn is a run of short slices in one turn of the loop, at most
     ``YIELD_SECONDS`` of them shared by everyone waiting (``_budget``): the
@@ -660,13 +661,15 @@ class Turns:
             if self._holder is not None and self._idle and not self.waiting:
                 self._holder = task  # the kept turn's task went away: carry on its streak
             else:
+                suspends = self._lock.locked() or self.waiting > 0  # else the acquire returns at once
                 self.waiting += 1
                 try:
                     await self._lock.acquire()
                 finally:
                     self.waiting -= 1
                 self._holder, self._streak = task, time.perf_counter()
-                jsonrpc.RESUMED.set(self._streak)  # a batch counts its hold of the loop from here
+                if suspends:  # the loop ran meanwhile: a batch counts its hold of the loop from here
+                    jsonrpc.RESUMED.set(self._streak)
         self._idle = False
         started = None
         try:

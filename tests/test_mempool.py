@@ -655,6 +655,16 @@ def test_expire_looks_only_when_due_and_follows_removals_and_put_backs(h):
     assert pool.oldest == 1000.0  # a lower bound only: the next look through corrects it
     assert pool.expire(1000.0 + EXPIRY_SECONDS + 1) == [] and pool.oldest == 1000.0 + week
     assert pool.expire(1000.0 + week + EXPIRY_SECONDS) == []  # exactly two weeks: not yet
+    looks = [0]
+
+    class Counted(dict):
+        def items(self):
+            looks[0] += 1
+            return super().items()
+    pool.entries = Counted(pool.entries)
+    for second_later in range(1, 100):  # the node's timer, every second: nothing due, no look
+        assert pool.expire(1000.0 + week + second_later) == []
+    assert looks[0] == 0
     third = pay(coinbase_coin(h, 2))
     pool.accept(third, time=500.0)  # put back after a reorg with its first arrival time
     assert pool.oldest == 500.0
