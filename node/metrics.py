@@ -31,6 +31,7 @@ plain counts are never written by two threads at once, nor read half-written. Na
 """
 
 import gc
+import math
 import time
 from bisect import bisect_left
 
@@ -59,7 +60,7 @@ class NodeMetrics:
         self.tx_seconds = Tally(TX_BUCKETS)
         self.block_seconds = Tally(BLOCK_BUCKETS)
         self.accepted = 0
-        self.rejected: dict[str, int] = {}  # reject code -> txs refused with it
+        self.rejected: dict[str, int] = {}  # reject code -> txs refused with it (a code of FAULTS: RuleError takes no other)
         self.rejected_since: dict[str, float] = {}  # reject code -> when the first was (``_created``)
         self.created = time.time()
         r.register(_TalliesCollector(self))
@@ -110,7 +111,7 @@ class Tally:
         count, sum and created."""
         metric = Metric(name, documentation, "histogram")
         total = 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+        for bound, count in zip((*self.bounds, math.inf), self.counts):
             total += count
             metric.add_sample(f"{name}_bucket", {"le": floatToGoString(bound)}, total)
         metric.add_sample(f"{name}_count", {}, total)

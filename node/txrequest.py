@@ -76,7 +76,7 @@ class TxRequestTracker:
         self.requested: dict[int, dict[bytes, None]] = {}   # peer -> txids in flight from it
         self._dirty: dict[bytes, None] = {}    # txids whose next request may have changed
         self._blocked: dict[int, dict[bytes, None]] = {}    # peer -> txids waiting for a slot in it
-        self._freed: dict[int, None] = {}      # peers with a slot freed since the last requests()
+        self._freed: dict[int, None] = {}      # peers with a slot freed since the last requests() (one entry per peer at most)
 
     def __contains__(self, txid: bytes) -> bool:
         return txid in self.by_txid

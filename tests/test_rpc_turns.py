@@ -195,7 +195,9 @@ def test_a_kept_turn_whose_task_went_away_passes_to_the_next_in_the_same_turn_of
 def test_a_single_call_waits_about_one_yield_behind_batches():
     async def main(r: Recorder):
         batches = [asyncio.ensure_future(r.batch(who, 300)) for who in "abc"]
+        deadline = time.monotonic() + 10
         while len(r.log) < 100:  # the batches are well under way
+            assert time.monotonic() < deadline, len(r.log)
             await asyncio.sleep(0)
         arrived = time.perf_counter()
         await r.turns.take(r.work("single", CALL))
@@ -236,16 +238,19 @@ def test_long_slices_and_generator_steps_are_followed_by_a_pause():
 
 def test_a_kept_turn_ends_when_its_task_awaits_something_else():
     async def main(r: Recorder):
+        b_done = asyncio.Event()
+
         async def interrupted():
             await r.turns.take(r.work("a", CALL))  # keeps its turn ...
-            await asyncio.sleep(0.01)              # ... then waits for something else
+            await b_done.wait()                    # ... then waits for something else: b's slice
             await r.turns.take(r.work("a", CALL))
 
         async def other():
             await asyncio.sleep(0)
-            await r.turns.take(r.work("b", CALL))
+            await r.turns.take(r.work("b", CALL))  # had a kept its turn meanwhile: never
+            b_done.set()
 
-        await asyncio.gather(interrupted(), other())
+        await asyncio.wait_for(asyncio.gather(interrupted(), other()), 10)
         await asyncio.sleep(0)  # a turn of the loop: the last kept turn ends
         assert r.turns.waiting == 0 and not r.turns._lock.locked()
         return r
